@@ -1,0 +1,77 @@
+"""Command line: ``python -m bot [run|play|migrate|check]`` (also installed as ``dungeon-master``).
+
+- ``run`` (default): connect to Discord with ``DISCORD_TOKEN`` and play.
+- ``play``: play a campaign in the terminal with the same game core and database.
+- ``migrate``: apply database migrations and exit.
+- ``check``: a settings doctor; prints one line per check and exits 1 if any check failed.
+
+Every command reads settings from ``--env-file`` (default ``.env``) and the environment; a bad setting
+stops it with exit code 2 and a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+
+COMMANDS = ("run", "play", "migrate", "check")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; its sub-command names are ``COMMANDS``."""
+    parser = argparse.ArgumentParser(prog="dungeon-master", description="An AI Dungeon Master for Discord.")
+    parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="connect to Discord and play (default)")
+    play = sub.add_parser("play", help="play a campaign in the terminal")
+    play.add_argument("--channel", type=int, default=1, help="terminal 'channel' id, one campaign each")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("check", help="check settings, endpoint, database and tokenizer")
+    return parser
+
+
+async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+
+    setup_logging(settings, console=command != "play")
+    if command == "migrate":
+        from bot.store.db import Database
+
+        async with Database.open(settings.database_path) as db:
+            applied = await db.migrate()
+        print(f"database {settings.database_path}: schema version {applied}")
+        return 0
+    if command == "play":
+        from bot.terminal import play
+
+        return await play(settings, channel_id=args.channel)
+    if command == "check":
+        from bot.doctor import run_checks
+
+        return await run_checks(settings)
+    from bot.app import run_bot
+
+    return await run_bot(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. Returns the process exit code (0 ok, 1 failure, 2 bad settings or usage)."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings(args.env_file)
+    except SettingsError as exc:
+        print(f"Bad settings (from {args.env_file} and the environment):\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_dispatch(command, settings, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

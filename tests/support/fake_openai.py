@@ -1,0 +1,373 @@
+"""A scriptable OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the parts of the Chat Completions API the bot uses (``POST /v1/chat/completions``, streamed
+or not, and ``GET /v1/models``) over a real socket, so the real ``openai.AsyncOpenAI`` client talks to
+it exactly as it would to OpenAI, OpenRouter, Ollama or llama.cpp's server.
+
+Script it with steps, consumed one per request in order; when the queue is empty the ``default``
+callable (request JSON -> step) answers, and if there is none a plain ``Reply`` does:
+
+    async with FakeOpenAI() as server:
+        server.push(Error(429, retry_after_ms=300), Reply("The door creaks open."))
+        client = AsyncOpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        ...
+        assert len(server.requests) == 2
+
+Steps: ``Reply`` (text and/or tool calls, usage, optional delay), ``Error`` (status, OpenAI-style error
+body, headers), ``Hang`` (never answers until the client gives up), ``Malformed`` (200 with a body that
+is not a completion), ``Drop`` (close the connection without an answer).
+
+It can also run in its own thread (``start_in_thread``) for a bot process started by a test, and as a
+command (``python -m tests.support.fake_openai --port N``) with the default narrator reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+
+@dataclass
+class ToolCallSpec:
+    """One tool call the fake model makes: ``name`` and its ``arguments`` (a dict, sent as JSON text,
+    or a raw string to send malformed JSON)."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    id: str | None = None
+
+
+@dataclass
+class Reply:
+    """A successful completion. Usage numbers are tokens; ``delay`` is seconds before answering."""
+
+    text: str | None = "The DM nods."
+    tool_calls: list[ToolCallSpec] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int = 0
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+
+
+@dataclass
+class Error:
+    """An error answer with an OpenAI-shaped body: ``{"error": {"message", "type", "code"}}``."""
+
+    status: int
+    code: str | None = None
+    message: str = "error"
+    type: str | None = None
+    retry_after: float | None = None  # seconds, sent as Retry-After
+    retry_after_ms: int | None = None  # sent as retry-after-ms
+    request_id: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class Hang:
+    """Never answer (until ``seconds`` pass); the client's timeout must fire."""
+
+    seconds: float = 3600.0
+
+
+@dataclass
+class Malformed:
+    """Answer 200 with this body (not a valid completion)."""
+
+    body: bytes = b"{this is not json"
+    content_type: str = "application/json"
+
+
+@dataclass
+class Drop:
+    """Close the connection without sending a response."""
+
+
+Step = Reply | Error | Hang | Malformed | Drop
+
+
+@dataclass
+class RecordedRequest:
+    """What the server received: method, path, headers (lower-cased names), JSON body, arrival time
+    (``time.monotonic()`` seconds)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    at: float
+
+
+def rough_token_count(messages: list[dict[str, Any]]) -> int:
+    """A cheap stand-in for a tokenizer: 1 token per 4 characters of content, at least 1 a message."""
+    total = 0
+    for m in messages:
+        content = m.get("content") or ""
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        total += max(1, len(str(content)) // 4) + 3
+    return total
+
+
+class FakeOpenAI:
+    """The server. ``url`` is the base URL to give the client (ends in ``/v1``)."""
+
+    def __init__(self, default: Callable[[dict[str, Any]], Step] | None = None,
+                 port: int = 0, models: list[str] | None = None,
+                 require_key: str | None = None) -> None:
+        self.default = default
+        self.queue: deque[Step] = deque()
+        self.requests: list[RecordedRequest] = []
+        self.models = models or ["gpt-4o-mini", "gpt-4o"]
+        self.require_key = require_key
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._counter = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    # --- scripting ------------------------------------------------------------------------------
+    def push(self, *steps: Step) -> None:
+        """Queue steps; each answers one chat-completion request, in order."""
+        with self._lock:
+            self.queue.extend(steps)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """Only the ``POST .../chat/completions`` requests."""
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def port(self) -> int:
+        assert self._site is not None, "server not started"
+        server = self._site._server  # type: ignore[attr-defined]
+        return server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await self._site.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOpenAI:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> FakeOpenAI:
+        """Run the server on its own event loop in a daemon thread (for tests that block)."""
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self.start())
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop_thread(self) -> None:
+        if self._loop is not None:
+            fut = asyncio.run_coroutine_threadsafe(self.stop(), self._loop)
+            fut.result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    # --- handlers -------------------------------------------------------------------------------
+    def _record(self, request: web.Request, body: dict[str, Any] | None) -> None:
+        self.requests.append(RecordedRequest(
+            request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
+            body, time.monotonic()))
+
+    def _auth_error(self, request: web.Request) -> web.Response | None:
+        if self.require_key is None:
+            return None
+        if request.headers.get("Authorization") != f"Bearer {self.require_key}":
+            return self._error_response(Error(401, code="invalid_api_key",
+                                              message="Incorrect API key provided."))
+        return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    def _next_step(self, body: dict[str, Any]) -> Step:
+        with self._lock:
+            if self.queue:
+                return self.queue.popleft()
+        if self.default is not None:
+            return self.default(body)
+        return Reply()
+
+    def _error_response(self, step: Error) -> web.Response:
+        headers = {"x-request-id": step.request_id or f"req_fake_{self._counter}"}
+        if step.retry_after is not None:
+            headers["Retry-After"] = str(step.retry_after)
+        if step.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(step.retry_after_ms)
+        payload = {"error": {"message": step.message, "type": step.type or "error",
+                             "param": None, "code": step.code}}
+        return web.json_response(payload, status=step.status, headers=headers)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except Exception:
+            body = None
+        self._record(request, body)
+        self._counter += 1
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        step = self._next_step(body or {})
+        if isinstance(step, Hang):
+            await asyncio.sleep(step.seconds)
+            return web.Response(status=504)
+        if isinstance(step, Drop):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        if isinstance(step, Malformed):
+            return web.Response(body=step.body, status=200, content_type=None,
+                                headers={"Content-Type": step.content_type})
+        if isinstance(step, Error):
+            if step.delay:
+                await asyncio.sleep(step.delay)
+            return self._error_response(step)
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        if (body or {}).get("stream"):
+            return await self._stream(request, body or {}, step)
+        return web.json_response(self._completion(body or {}, step),
+                                 headers={"x-request-id": f"req_fake_{self._counter}", **step.headers})
+
+    def _usage(self, body: dict[str, Any], step: Reply) -> dict[str, Any]:
+        prompt = step.prompt_tokens if step.prompt_tokens is not None else rough_token_count(
+            body.get("messages") or [])
+        completion = step.completion_tokens if step.completion_tokens is not None else max(
+            1, len(step.text or "") // 4)
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": step.cached_tokens}}
+
+    def _tool_calls(self, step: Reply) -> list[dict[str, Any]]:
+        calls = []
+        for i, tc in enumerate(step.tool_calls):
+            args = tc.arguments if isinstance(tc.arguments, str) else json.dumps(tc.arguments)
+            calls.append({"id": tc.id or f"call_{self._counter}_{i}", "type": "function",
+                          "function": {"name": tc.name, "arguments": args}})
+        return calls
+
+    def _completion(self, body: dict[str, Any], step: Reply) -> dict[str, Any]:
+        calls = self._tool_calls(step)
+        finish = step.finish_reason or ("tool_calls" if calls else "stop")
+        message: dict[str, Any] = {"role": "assistant", "content": step.text}
+        if calls:
+            message["tool_calls"] = calls
+        return {
+            "id": f"chatcmpl-fake-{self._counter}", "object": "chat.completion",
+            "created": int(time.time()), "model": step.model or body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": self._usage(body, step),
+        }
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], step: Reply) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={
+            "Content-Type": "text/event-stream", "x-request-id": f"req_fake_{self._counter}"})
+        await resp.prepare(request)
+        base = {"id": f"chatcmpl-fake-{self._counter}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": step.model or body.get("model", "fake")}
+
+        async def send(obj: dict[str, Any]) -> None:
+            await resp.write(f"data: {json.dumps(obj)}\n\n".encode())
+
+        await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "finish_reason": None}]})
+        text = step.text or ""
+        for i in range(0, len(text), 12):
+            await send({**base, "choices": [{"index": 0, "delta": {"content": text[i:i + 12]},
+                                             "finish_reason": None}]})
+        calls = self._tool_calls(step)
+        for i, call in enumerate(calls):
+            await send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
+                "index": i, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}]},
+                "finish_reason": None}]})
+            args = call["function"]["arguments"]
+            for j in range(0, len(args), 16):
+                await send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
+                    "index": i, "function": {"arguments": args[j:j + 16]}}]}, "finish_reason": None}]})
+        finish = step.finish_reason or ("tool_calls" if calls else "stop")
+        await send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({**base, "choices": [], "usage": self._usage(body, step)})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def narrator_default(body: dict[str, Any]) -> Step:
+    """A default answer that reads like a DM: it names what the last user message said.
+
+    Used by end-to-end tests and benchmarks where the content matters less than the shape.
+    """
+    messages = body.get("messages") or []
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    said = str((last_user or {}).get("content") or "")[:200].replace("\n", " ")
+    return Reply(f"The DM considers the party's actions ({said}) and the story moves on.")
+
+
+def main() -> None:  # pragma: no cover - manual use
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8089)
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        server = FakeOpenAI(default=narrator_default, port=args.port)
+        await server.start()
+        print(f"fake OpenAI endpoint at {server.url}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
