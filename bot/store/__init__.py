@@ -1,0 +1,31 @@
+"""Persistence in SQLite. All SQL of the bot lives in this package; callers use named methods.
+
+``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
+``summaries``, ``usage``, ``guild_config``.
+"""
+
+from __future__ import annotations
+
+from bot.store.campaigns import CampaignStore
+from bot.store.characters import CharacterStore
+from bot.store.db import Database, MigrationError
+from bot.store.guild_config import GuildConfigStore, default_guild_config
+from bot.store.story import StoryStore
+from bot.store.summaries import SummaryStore
+from bot.store.usage import UsageStore, utc_day
+
+
+class Store:
+    """Every named query of the bot, grouped by aggregate, over one ``Database``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.campaigns = CampaignStore(db)
+        self.characters = CharacterStore(db)
+        self.story = StoryStore(db)
+        self.summaries = SummaryStore(db)
+        self.usage = UsageStore(db)
+        self.guild_config = GuildConfigStore(db)
+
+
+__all__ = ["Database", "MigrationError", "Store", "default_guild_config", "utc_day"]

@@ -1,0 +1,202 @@
+"""Domain records shared by the store, the game core and the adapters. Plain data, no I/O.
+
+Times are UNIX seconds (float, UTC). Token counts are tiktoken tokens of the campaign's model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+CampaignStatus = Literal["active", "paused", "ended"]
+StoryRole = Literal["player", "dm", "system"]
+# pending: stored, not yet answered by the DM; answered: part of a finished turn;
+# undone: removed from the story by /undo (kept for the audit trail, never sent to the model).
+MessageState = Literal["pending", "answered", "undone"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuildConfig:
+    """Per-server options (``/config``). ``None`` in the database means "use the process default"
+    from ``Settings``; this record always holds the effective values.
+
+    Attributes:
+        model: model name sent to the endpoint.
+        temperature: sampling temperature, 0..2.
+        max_tokens: longest DM reply, tokens.
+        turn_mode: "batch" (group turns) or "mention" (answer only mentions/replies).
+        turn_window_seconds: collection window after a turn's first action, seconds.
+        allowed_channel_ids: channels the bot may play in; empty = any channel.
+        ignored_prefixes: other bots' command prefixes to ignore (e.g. "!").
+        guild_daily_token_budget: tokens per UTC day for the server, 0 = unlimited.
+        player_daily_token_budget: tokens per UTC day per player, 0 = unlimited.
+        dm_style: free text describing the narrative style.
+        content_rating: "family", "teen" or "mature".
+    """
+
+    guild_id: int
+    model: str
+    temperature: float
+    max_tokens: int
+    turn_mode: str
+    turn_window_seconds: float
+    allowed_channel_ids: tuple[int, ...]
+    ignored_prefixes: tuple[str, ...]
+    guild_daily_token_budget: int
+    player_daily_token_budget: int
+    dm_style: str
+    content_rating: str
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The option names admins can set (every field but ``guild_id``)."""
+        return tuple(f.name for f in fields(cls) if f.name != "guild_id")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> GuildConfig:
+        """A copy with the non-None values of ``overrides`` applied (keys must be in ``keys()``)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A campaign played in one channel. At most one is active or paused per channel.
+
+    ``turn`` is the number of the last turn the DM answered (0 before the first reply).
+    """
+
+    id: int
+    guild_id: int | None
+    channel_id: int
+    title: str
+    setting: str
+    tone: str
+    status: CampaignStatus
+    created_by: int
+    created_at: float
+    turn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    """A player character's sheet. ``hp``/``max_hp`` are hit points, ``ac`` armor class.
+
+    ``conditions`` and ``inventory`` are short free-text items ("poisoned", "rope (50 ft)").
+    """
+
+    id: int
+    campaign_id: int
+    player_id: int
+    player_name: str
+    name: str
+    char_class: str
+    ancestry: str
+    backstory: str = ""
+    level: int = 1
+    hp: int = 10
+    max_hp: int = 10
+    ac: int = 10
+    conditions: tuple[str, ...] = ()
+    inventory: tuple[str, ...] = ()
+    notes: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMessage:
+    """One message of the story as stored.
+
+    Attributes:
+        turn: the turn it belongs to (player actions get the turn they are answered in when the
+            turn closes; until then the turn number it was queued for).
+        role: "player" (an in-character action), "dm" (the DM's narration) or "system" (a table
+            event such as a roll or a joining character, shown to the model as context).
+        author_name: display name; character_name: the PC speaking, for player messages.
+        token_count: tiktoken tokens of ``content`` (counted once when stored, never again).
+        state: "pending", "answered" or "undone".
+        platform_message_id: the Discord message id (or None for terminal play).
+    """
+
+    id: int
+    campaign_id: int
+    turn: int
+    role: StoryRole
+    author_id: int | None
+    author_name: str
+    character_name: str | None
+    content: str
+    token_count: int
+    state: MessageState
+    created_at: float
+    platform_message_id: int | None = None
+    summarized: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The running summary of a campaign: everything up to and including message ``through_message_id``
+    is folded into ``content`` (``token_count`` tokens)."""
+
+    campaign_id: int
+    content: str
+    token_count: int
+    through_message_id: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RollRecord:
+    """A dice roll performed by code (never by the model).
+
+    ``expression`` is the dice expression as given (``1d20+5``), ``breakdown`` the d20 library's
+    rendering (``1d20 (14) + 5 = `19```), ``total`` the result.
+    """
+
+    id: int | None
+    campaign_id: int | None
+    turn: int | None
+    roller_id: int | None
+    roller_name: str
+    character_name: str | None
+    expression: str
+    reason: str
+    total: int
+    breakdown: str
+    created_at: float
+    by_dm: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    """Aggregated model usage: requests, tokens and US dollars (None if any call was unpriced)."""
+
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """``/usage``: per-model lines for the server and (if any) the channel's campaign, today (UTC)
+    and all time."""
+
+    guild_today: tuple[UsageLine, ...] = ()
+    guild_all_time: tuple[UsageLine, ...] = ()
+    campaign_today: tuple[UsageLine, ...] = ()
+    campaign_all_time: tuple[UsageLine, ...] = ()
+    campaign_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatusReport:
+    """``/campaign status``: the campaign, its party, counts and what is waiting."""
+
+    campaign: Campaign
+    party: tuple[Character, ...]
+    story_messages: int
+    pending_actions: int
+    summary_tokens: int
+    busy: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""Player characters (the party's sheets)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from bot.errors import UserInputError
+from bot.models import Character
+from bot.store.db import Database
+
+_COLUMNS = ("id, campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,"
+            " max_hp, ac, conditions, inventory, notes, active")
+EDITABLE = ("name", "char_class", "ancestry", "backstory", "level", "hp", "max_hp", "ac",
+            "conditions", "inventory", "notes", "player_name")
+
+
+def _row(row: Any) -> Character:
+    return Character(
+        id=row["id"], campaign_id=row["campaign_id"], player_id=row["player_id"],
+        player_name=row["player_name"], name=row["name"], char_class=row["char_class"],
+        ancestry=row["ancestry"], backstory=row["backstory"], level=row["level"], hp=row["hp"],
+        max_hp=row["max_hp"], ac=row["ac"], conditions=tuple(json.loads(row["conditions"])),
+        inventory=tuple(json.loads(row["inventory"])), notes=row["notes"], active=bool(row["active"]))
+
+
+class CharacterStore:
+    """Named queries on the ``characters`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, *, campaign_id: int, player_id: int, player_name: str, name: str,
+                     char_class: str, ancestry: str, backstory: str = "", level: int = 1,
+                     hp: int = 10, max_hp: int = 10, ac: int = 10) -> Character:
+        """Add a character to the party.
+
+        Raises:
+            UserInputError: the player already has a character here, or the name is taken.
+        """
+        existing = await self.for_player(campaign_id, player_id)
+        if existing is not None:
+            raise UserInputError(f"You already play {existing.name} in this campaign. "
+                                 "Use /character edit, or /character leave first.")
+        try:
+            new_id = await self.db.execute(
+                "INSERT INTO characters (campaign_id, player_id, player_name, name, char_class, ancestry,"
+                " backstory, level, hp, max_hp, ac, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,
+                 max_hp, ac, time.time()))
+        except sqlite3.IntegrityError:
+            raise UserInputError(f"There is already a {name} in the party. Pick another name.") from None
+        got = await self.get(new_id)
+        assert got is not None
+        return got
+
+    async def get(self, character_id: int) -> Character | None:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM characters WHERE id = ?", (character_id,))
+        return _row(row) if row else None
+
+    async def for_player(self, campaign_id: int, player_id: int) -> Character | None:
+        """The player's active character in a campaign, or None."""
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM characters WHERE campaign_id = ? AND player_id = ? AND active = 1",
+            (campaign_id, player_id))
+        return _row(row) if row else None
+
+    async def by_name(self, campaign_id: int, name: str) -> Character | None:
+        """An active character by name (case-insensitive), or None."""
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM characters WHERE campaign_id = ? AND active = 1"
+            " AND name = ? COLLATE NOCASE", (campaign_id, name.strip()))
+        return _row(row) if row else None
+
+    async def party(self, campaign_id: int) -> list[Character]:
+        """Active characters in joining order."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM characters WHERE campaign_id = ? AND active = 1 ORDER BY id",
+            (campaign_id,))
+        return [_row(r) for r in rows]
+
+    async def update(self, character_id: int, **changes: Any) -> Character:
+        """Change sheet fields (names in ``EDITABLE``; lists for conditions/inventory).
+
+        Raises:
+            UserInputError: unknown field, or a name already used in the party.
+            LookupError: no such character.
+        """
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise UserInputError(f"Unknown character field(s): {', '.join(sorted(unknown))}")
+        if changes:
+            values = [json.dumps(list(v)) if k in ("conditions", "inventory") else v
+                      for k, v in changes.items()]
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            try:
+                await self.db.execute(f"UPDATE characters SET {sets} WHERE id = ?", (*values, character_id))
+            except sqlite3.IntegrityError:
+                raise UserInputError("Another party member already has that name.") from None
+        got = await self.get(character_id)
+        if got is None:
+            raise LookupError(f"no character {character_id}")
+        return got
+
+    async def retire(self, character_id: int) -> None:
+        """Mark a character as having left the party (kept for the story's record)."""
+        await self.db.execute("UPDATE characters SET active = 0 WHERE id = ?", (character_id,))

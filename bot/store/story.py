@@ -1,0 +1,178 @@
+"""The story: player actions, DM narration and table events, in order.
+
+A player's action is inserted as ``pending`` the moment it arrives, before any model call, so a crash
+loses nothing; ``complete_turn`` then marks the turn's actions ``answered`` and stores the DM's reply,
+the dice rolls and the new turn number in ONE transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import RollRecord, StoryMessage
+from bot.store.db import Database
+
+_COLUMNS = ("id, campaign_id, turn, role, author_id, author_name, character_name, content, token_count,"
+            " state, created_at, platform_message_id, summarized")
+
+
+def _row(row: Any) -> StoryMessage:
+    return StoryMessage(
+        id=row["id"], campaign_id=row["campaign_id"], turn=row["turn"], role=row["role"],
+        author_id=row["author_id"], author_name=row["author_name"],
+        character_name=row["character_name"], content=row["content"],
+        token_count=row["token_count"], state=row["state"], created_at=row["created_at"],
+        platform_message_id=row["platform_message_id"], summarized=bool(row["summarized"]))
+
+
+class StoryStore:
+    """Named queries on ``story_messages`` (and the writes that go with a finished turn)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add_action(self, *, campaign_id: int, turn: int, author_id: int | None, author_name: str,
+                         character_name: str | None, content: str, token_count: int,
+                         platform_message_id: int | None = None, role: str = "player",
+                         created_at: float | None = None) -> tuple[StoryMessage, bool]:
+        """Store a player action as ``pending`` (committed before this returns).
+
+        Idempotent on ``platform_message_id``: a message delivered twice is stored once. Returns the
+        stored message and whether it was new.
+        """
+        now = created_at if created_at is not None else time.time()
+        if platform_message_id is not None:
+            row = await self.db.fetchone(
+                f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND platform_message_id = ?",
+                (campaign_id, platform_message_id))
+            if row is not None:
+                return _row(row), False
+        new_id = await self.db.execute(
+            "INSERT OR IGNORE INTO story_messages (campaign_id, turn, role, author_id, author_name,"
+            " character_name, content, token_count, state, created_at, platform_message_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (campaign_id, turn, role, author_id, author_name, character_name, content, token_count, now,
+             platform_message_id))
+        return StoryMessage(new_id, campaign_id, turn, role, author_id, author_name,  # type: ignore[arg-type]
+                            character_name, content, token_count, "pending", now,
+                            platform_message_id), True
+
+    async def add_system(self, *, campaign_id: int, turn: int, content: str, token_count: int,
+                         author_name: str = "table") -> StoryMessage:
+        """Store a table event (a character joined, a roll outside a turn) as part of the story."""
+        now = time.time()
+        new_id = await self.db.execute(
+            "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name, character_name,"
+            " content, token_count, state, created_at) VALUES (?, ?, 'system', NULL, ?, NULL, ?, ?,"
+            " 'answered', ?)", (campaign_id, turn, author_name, content, token_count, now))
+        return StoryMessage(new_id, campaign_id, turn, "system", None, author_name, None, content,
+                            token_count, "answered", now)
+
+    async def pending(self, campaign_id: int) -> list[StoryMessage]:
+        """Actions not yet answered, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND state = 'pending'"
+            " ORDER BY id", (campaign_id,))
+        return [_row(r) for r in rows]
+
+    async def complete_turn(self, *, campaign_id: int, turn: int, action_ids: Sequence[int],
+                            dm_content: str, dm_token_count: int,
+                            rolls: Sequence[RollRecord] = (),
+                            replaces_dm_message_id: int | None = None) -> StoryMessage:
+        """Finish a turn atomically: the actions become ``answered`` in ``turn``, the DM's reply and
+        the rolls are stored, and the campaign's turn counter becomes ``turn``.
+
+        ``replaces_dm_message_id`` (for /retry) marks that earlier DM reply ``undone`` in the same
+        transaction. Returns the stored DM message.
+        """
+        now = time.time()
+        async with self.db.transaction() as conn:
+            if action_ids:
+                marks = ",".join("?" * len(action_ids))
+                await conn.execute(
+                    f"UPDATE story_messages SET state = 'answered', turn = ? WHERE id IN ({marks})"
+                    " AND campaign_id = ?", (turn, *action_ids, campaign_id))
+            if replaces_dm_message_id is not None:
+                await conn.execute("UPDATE story_messages SET state = 'undone' WHERE id = ?",
+                                   (replaces_dm_message_id,))
+            cursor = await conn.execute(
+                "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
+                " character_name, content, token_count, state, created_at)"
+                " VALUES (?, ?, 'dm', NULL, 'DM', NULL, ?, ?, 'answered', ?)",
+                (campaign_id, turn, dm_content, dm_token_count, now))
+            dm_id = cursor.lastrowid
+            await cursor.close()
+            for r in rolls:
+                await conn.execute(
+                    "INSERT INTO dice_rolls (campaign_id, turn, roller_id, roller_name, character_name,"
+                    " expression, reason, total, breakdown, by_dm, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (campaign_id, turn, r.roller_id, r.roller_name, r.character_name, r.expression,
+                     r.reason, r.total, r.breakdown, int(r.by_dm), r.created_at))
+            await conn.execute("UPDATE campaigns SET turn = MAX(turn, ?) WHERE id = ?", (turn, campaign_id))
+        return StoryMessage(int(dm_id or 0), campaign_id, turn, "dm", None, "DM", None, dm_content,
+                            dm_token_count, "answered", now)
+
+    async def context_window(self, campaign_id: int, after_id: int = 0, limit: int = 400) -> list[StoryMessage]:
+        """Story messages after ``after_id`` that are not undone (pending included), oldest first;
+        at most the newest ``limit`` of them. Used to load a session's working memory."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ?"
+            " AND id > ? AND state != 'undone' ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (campaign_id, after_id, limit))
+        return [_row(r) for r in rows]
+
+    async def last_turn(self, campaign_id: int) -> list[StoryMessage]:
+        """All live messages of the newest answered turn, oldest first (empty if none)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND state = 'answered'"
+            " AND turn = (SELECT MAX(turn) FROM story_messages WHERE campaign_id = ?"
+            " AND state = 'answered' AND role = 'dm') ORDER BY id", (campaign_id, campaign_id))
+        return [_row(r) for r in rows]
+
+    async def undo_turn(self, campaign_id: int, turn: int) -> int:
+        """Mark every message of ``turn`` as ``undone`` and step the campaign's turn counter back.
+        Returns how many messages were undone."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE story_messages SET state = 'undone' WHERE campaign_id = ? AND turn = ?"
+                " AND state = 'answered'", (campaign_id, turn))
+            count = cursor.rowcount
+            await cursor.close()
+            await conn.execute(
+                "UPDATE campaigns SET turn = (SELECT COALESCE(MAX(turn), 0) FROM story_messages"
+                " WHERE campaign_id = ? AND state = 'answered' AND role = 'dm') WHERE id = ?",
+                (campaign_id, campaign_id))
+        return int(count)
+
+    async def transcript(self, campaign_id: int) -> list[StoryMessage]:
+        """Every live (not undone) message, oldest first: for recap and export."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND state != 'undone'"
+            " ORDER BY id", (campaign_id,))
+        return [_row(r) for r in rows]
+
+    async def count(self, campaign_id: int) -> int:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM story_messages WHERE campaign_id = ? AND state != 'undone'",
+            (campaign_id,))
+        return int(row[0]) if row else 0
+
+    async def rolls(self, campaign_id: int, limit: int = 50) -> list[RollRecord]:
+        """The newest dice rolls of a campaign, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM (SELECT * FROM dice_rolls WHERE campaign_id = ? ORDER BY id DESC LIMIT ?)"
+            " ORDER BY id", (campaign_id, limit))
+        return [RollRecord(r["id"], r["campaign_id"], r["turn"], r["roller_id"], r["roller_name"],
+                           r["character_name"], r["expression"], r["reason"], r["total"],
+                           r["breakdown"], r["created_at"], bool(r["by_dm"])) for r in rows]
+
+    async def add_roll(self, roll: RollRecord) -> int:
+        """Store a roll made outside a turn (``/roll``). Returns its id."""
+        return await self.db.execute(
+            "INSERT INTO dice_rolls (campaign_id, turn, roller_id, roller_name, character_name, expression,"
+            " reason, total, breakdown, by_dm, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (roll.campaign_id, roll.turn, roll.roller_id, roll.roller_name, roll.character_name,
+             roll.expression, roll.reason, roll.total, roll.breakdown, int(roll.by_dm), roll.created_at))

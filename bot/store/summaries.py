@@ -1,0 +1,38 @@
+"""The running summary of each campaign (memory folding)."""
+
+from __future__ import annotations
+
+import time
+
+from bot.models import Summary
+from bot.store.db import Database
+
+
+class SummaryStore:
+    """Named queries on ``summaries``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, campaign_id: int) -> Summary | None:
+        row = await self.db.fetchone(
+            "SELECT campaign_id, content, token_count, through_message_id, updated_at FROM summaries"
+            " WHERE campaign_id = ?", (campaign_id,))
+        return Summary(*row) if row else None
+
+    async def fold(self, campaign_id: int, *, content: str, token_count: int,
+                   through_message_id: int) -> Summary:
+        """Replace the summary and mark every message up to ``through_message_id`` as summarised, in
+        one transaction. Nothing is deleted: the transcript keeps every message."""
+        now = time.time()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET content = excluded.content,"
+                " token_count = excluded.token_count, through_message_id = excluded.through_message_id,"
+                " updated_at = excluded.updated_at",
+                (campaign_id, content, token_count, through_message_id, now))
+            await conn.execute(
+                "UPDATE story_messages SET summarized = 1 WHERE campaign_id = ? AND id <= ?"
+                " AND summarized = 0", (campaign_id, through_message_id))
+        return Summary(campaign_id, content, token_count, through_message_id, now)
