@@ -1,0 +1,205 @@
+"""The contract between the game core and its adapters (Discord cogs, terminal play).
+
+Adapters turn platform events into ``IncomingMessage`` and command calls on ``GameAPI``; the core
+answers through the adapter's ``Narrator``. Nothing here imports discord. Ids are Discord snowflakes
+(ints) or any ints the adapter chooses (the terminal uses small numbers). ``guild_id`` is None for
+direct messages / the terminal.
+
+Errors: every command raises only ``bot.errors.BotError`` subclasses for expected problems (no
+campaign in this channel, bad dice expression, not an admin, budget spent, ...); their
+``player_message`` is what the adapter shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.models import (Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord,
+                        UsageReport)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message posted in a channel (or an ``/act``), as the adapter saw it.
+
+    Attributes:
+        explicit_action: True for ``/act``: always in character, never filtered as chatter.
+        mentions_bot / replies_to_bot: for "mention" turn mode.
+        created_at: UNIX seconds the platform stamped (None: now).
+    """
+
+    guild_id: int | None
+    channel_id: int
+    author_id: int
+    author_name: str
+    content: str
+    message_id: int | None = None
+    author_is_bot: bool = False
+    mentions_bot: bool = False
+    replies_to_bot: bool = False
+    explicit_action: bool = False
+    created_at: float | None = None
+
+
+IntakeStatus = Literal["queued", "ignored", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What happened to an ``IncomingMessage``.
+
+    ``queued``: stored (committed) as a pending action; the DM will answer it in a turn.
+    ``ignored``: not for the DM (another bot, OOC, a command prefix, no campaign, ...); ``reason`` says
+    which, as a short machine-friendly word ("bot", "ooc", "prefix", "no_campaign", "paused",
+    "not_mentioned", "channel_not_allowed", "empty", "duplicate").
+    ``refused``: for the DM but not accepted; ``player_message`` says why, for the author (too long,
+    queue full, on cooldown, budget spent, not in the party...).
+    """
+
+    status: IntakeStatus
+    reason: str = ""
+    player_message: str | None = None
+    story_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DMReply:
+    """One DM reply to deliver to a channel.
+
+    Attributes:
+        text: the narration (Markdown; may be longer than a Discord message: the adapter splits).
+        rolls: dice rolled by code during this turn, in order, to show with their breakdown.
+        turn: the turn number this reply completes.
+        answered_message_ids: platform message ids of the player actions this reply answers.
+        kind: "turn" (normal), "retry" (regenerated reply), "notice" (a table message from the core,
+            e.g. "the DM is out of credit"), "recovered" (answer to actions left over from a restart).
+    """
+
+    channel_id: int
+    text: str
+    turn: int = 0
+    rolls: tuple[RollRecord, ...] = ()
+    answered_message_ids: tuple[int, ...] = ()
+    kind: Literal["turn", "retry", "notice", "recovered"] = "turn"
+    campaign_id: int | None = None
+
+
+class Narrator(Protocol):
+    """The adapter side: how the core speaks to a channel."""
+
+    async def deliver(self, reply: DMReply) -> None:
+        """Show a DM reply (or a notice) in ``reply.channel_id``. Must not raise for platform
+        trouble: log it instead (the reply is already stored)."""
+
+    def thinking(self, channel_id: int) -> AbstractAsyncContextManager[None]:
+        """Context manager held while the DM is composing a reply (Discord: the typing indicator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CharacterSheetInput:
+    """What a player gives when joining: name, class, ancestry, short backstory (and optional
+    numbers; None = the core's defaults for the class)."""
+
+    name: str
+    char_class: str
+    ancestry: str
+    backstory: str = ""
+    max_hp: int | None = None
+    ac: int | None = None
+    level: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UndoResult:
+    """``/undo``: the turn that was taken back and how many story messages it held."""
+
+    turn: int
+    messages_undone: int
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is calling a command: platform user id, display name, and whether the adapter has
+    verified admin rights (Discord: Manage Server) or bot-owner rights."""
+
+    user_id: int
+    name: str
+    is_admin: bool = False
+    is_owner: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """Where a command was called."""
+
+    guild_id: int | None
+    channel_id: int
+
+
+class GameAPI(Protocol):
+    """Everything the adapters may ask of the game core. Implemented by ``bot.game.sessions.Game``.
+
+    Lifecycle: ``await game.start()`` (loads nothing eagerly, but schedules answers for actions left
+    pending by a previous process), ``await game.close()`` (cancels background work, waits for running
+    turns up to a short grace period). Replies reach players through the ``Narrator`` given to the
+    constructor, never as return values of ``handle_message``.
+    """
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # --- play ------------------------------------------------------------------------------------
+    async def handle_message(self, msg: IncomingMessage) -> Intake:
+        """Filter, store (commit) and queue a player's message; returns at once (the DM's reply
+        comes later through the Narrator)."""
+        ...
+
+    # --- campaign --------------------------------------------------------------------------------
+    async def start_campaign(self, where: ChannelRef, actor: Actor, *, title: str, setting: str = "",
+                             tone: str = "") -> Campaign: ...
+    async def end_campaign(self, where: ChannelRef, actor: Actor) -> Campaign: ...
+    async def pause_campaign(self, where: ChannelRef, actor: Actor) -> Campaign: ...
+    async def resume_campaign(self, where: ChannelRef, actor: Actor) -> Campaign: ...
+    async def status(self, where: ChannelRef) -> CampaignStatusReport: ...
+    async def recap(self, where: ChannelRef) -> str:
+        """The story so far (Markdown): the running summary and the latest turns, no model call."""
+        ...
+    async def export_markdown(self, where: ChannelRef) -> str:
+        """The whole transcript as a Markdown document (title, party, every turn, rolls)."""
+        ...
+
+    # --- party -----------------------------------------------------------------------------------
+    async def join(self, where: ChannelRef, actor: Actor, sheet: CharacterSheetInput) -> Character: ...
+    async def character(self, where: ChannelRef, *, user_id: int | None = None,
+                        name: str | None = None) -> Character: ...
+    async def edit_character(self, where: ChannelRef, actor: Actor, **changes: object) -> Character: ...
+    async def leave(self, where: ChannelRef, actor: Actor) -> Character: ...
+    async def party(self, where: ChannelRef) -> Sequence[Character]: ...
+    async def character_names(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """For autocomplete: active character names in the channel's campaign starting with prefix."""
+        ...
+
+    # --- turns -----------------------------------------------------------------------------------
+    async def retry(self, where: ChannelRef, actor: Actor) -> None:
+        """Regenerate the last DM reply (delivered through the Narrator with kind="retry")."""
+        ...
+    async def undo(self, where: ChannelRef, actor: Actor) -> UndoResult: ...
+
+    # --- dice ------------------------------------------------------------------------------------
+    async def roll(self, where: ChannelRef, actor: Actor, expression: str, reason: str = "") -> RollRecord:
+        """Roll a dice expression with d20; stored with the campaign if there is one."""
+        ...
+
+    # --- admin -----------------------------------------------------------------------------------
+    async def get_config(self, guild_id: int) -> GuildConfig: ...
+    async def set_config(self, guild_id: int, actor: Actor, key: str, value: str) -> GuildConfig:
+        """Validate and store one option given as text (e.g. ("temperature", "0.9"),
+        ("allowed_channel_ids", "123,456"), ("turn_mode", "mention"), ("model", "gpt-4o")).
+        Raises UserInputError with a clear sentence for an unknown key or bad value, and a
+        permission error (BotError) when ``actor.is_admin`` is False."""
+        ...
+    async def usage(self, where: ChannelRef) -> UsageReport: ...
+
