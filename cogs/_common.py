@@ -1,0 +1,101 @@
+"""Helpers shared by the cogs: who is calling, where, and how sheets and reports look as embeds."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.app import EMBED_COLOUR
+from bot.game.api import Actor, ChannelRef
+from bot.models import CampaignStatusReport, Character, GuildConfig, UsageLine, UsageReport
+
+
+def actor_of(interaction: discord.Interaction) -> Actor:
+    """The caller as the game core sees them. ``is_admin`` comes from the caller's resolved channel
+    permissions (Manage Server), checked at run time, not only by Discord's command visibility."""
+    perms = interaction.permissions
+    client = interaction.client
+    owner_ids = getattr(getattr(client, "settings", None), "discord_owner_ids", []) or []
+    return Actor(user_id=interaction.user.id, name=interaction.user.display_name,
+                 is_admin=bool(perms.manage_guild or perms.administrator),
+                 is_owner=interaction.user.id in owner_ids)
+
+
+def where_of(interaction: discord.Interaction) -> ChannelRef:
+    """The guild and channel the command was called in."""
+    return ChannelRef(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0)
+
+
+def sheet_embed(character: Character) -> discord.Embed:
+    """A character sheet as an embed: class, ancestry, level, HP, AC, conditions, inventory."""
+    embed = discord.Embed(title=character.name, colour=EMBED_COLOUR,
+                          description=character.backstory[:1000] or None)
+    embed.add_field(name="Class", value=character.char_class or "—")
+    embed.add_field(name="Ancestry", value=character.ancestry or "—")
+    embed.add_field(name="Level", value=str(character.level))
+    embed.add_field(name="Hit points", value=f"{character.hp} / {character.max_hp}")
+    embed.add_field(name="Armor class", value=str(character.ac))
+    embed.add_field(name="Conditions", value=", ".join(character.conditions)[:1000] or "none")
+    embed.add_field(name="Inventory", value=", ".join(character.inventory)[:1000] or "empty", inline=False)
+    if character.notes:
+        embed.add_field(name="Notes", value=character.notes[:1000], inline=False)
+    embed.set_footer(text=f"Played by {character.player_name}")
+    return embed
+
+
+def status_embed(report: CampaignStatusReport) -> discord.Embed:
+    """``/campaign status`` as an embed."""
+    c = report.campaign
+    embed = discord.Embed(title=c.title, colour=EMBED_COLOUR,
+                          description=(c.setting[:1500] or None))
+    embed.add_field(name="State", value=c.status)
+    embed.add_field(name="Turn", value=str(c.turn))
+    embed.add_field(name="Tone", value=c.tone or "—")
+    party = "\n".join(f"**{p.name}** ({p.ancestry} {p.char_class}, HP {p.hp}/{p.max_hp}) — {p.player_name}"
+                      for p in report.party)
+    embed.add_field(name="Party", value=party[:1024] or "nobody yet: /join", inline=False)
+    embed.add_field(name="Story", value=f"{report.story_messages} messages, summary {report.summary_tokens} tokens")
+    embed.add_field(name="Waiting", value=f"{report.pending_actions} action(s)"
+                    + (" — the DM is writing" if report.busy else ""))
+    return embed
+
+
+def config_embed(config: GuildConfig) -> discord.Embed:
+    """``/config show`` as an embed, one field per option."""
+    embed = discord.Embed(title="Dungeon Master settings for this server", colour=EMBED_COLOUR)
+    for key in GuildConfig.keys():
+        value = getattr(config, key)
+        if isinstance(value, tuple):
+            if key == "allowed_channel_ids":
+                text = ", ".join(f"<#{v}>" for v in value) or "any channel"
+            else:
+                text = " ".join(f"`{v}`" for v in value) or "none"
+        elif key.endswith("budget"):
+            text = "unlimited" if not value else f"{value:,} tokens/day"
+        else:
+            text = str(value)
+        embed.add_field(name=key, value=text[:1024] or "—")
+    return embed
+
+
+def _usage_lines(lines: tuple[UsageLine, ...]) -> str:
+    if not lines:
+        return "nothing yet"
+    out = []
+    for line in lines:
+        cost = "unknown price" if line.cost_usd is None else f"${line.cost_usd:.4f}"
+        out.append(f"`{line.model}`: {line.requests} calls, {line.prompt_tokens:,} in"
+                   f" ({line.cached_prompt_tokens:,} cached) / {line.completion_tokens:,} out, {cost}")
+    return "\n".join(out)[:1024]
+
+
+def usage_embed(report: UsageReport) -> discord.Embed:
+    """``/usage`` as an embed: tokens and US dollars by model, today (UTC) and all time."""
+    embed = discord.Embed(title="Model usage", colour=EMBED_COLOUR)
+    embed.add_field(name="This server, today (UTC)", value=_usage_lines(report.guild_today), inline=False)
+    embed.add_field(name="This server, all time", value=_usage_lines(report.guild_all_time), inline=False)
+    if report.campaign_title is not None:
+        embed.add_field(name=f"{report.campaign_title}, today", value=_usage_lines(report.campaign_today),
+                        inline=False)
+        embed.add_field(name=f"{report.campaign_title}, all time",
+                        value=_usage_lines(report.campaign_all_time), inline=False)
+    return embed

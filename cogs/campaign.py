@@ -1,0 +1,83 @@
+"""``/campaign start|end|pause|resume|status|recap|export``: the campaign of this channel."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import DungeonMasterBot, respond
+from cogs._common import actor_of, status_embed, where_of
+
+
+class CampaignCog(commands.GroupCog, group_name="campaign", group_description="Run this channel's campaign"):
+    """Start, pause, resume and end the campaign played in a channel; read its story."""
+
+    def __init__(self, bot: DungeonMasterBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="start")
+    @app_commands.guild_only()
+    @app_commands.describe(title="The campaign's name", setting="Where and when it takes place",
+                           tone="e.g. heroic, grim, comedic, horror")
+    async def start(self, interaction: discord.Interaction,
+                    title: app_commands.Range[str, 1, 100],
+                    setting: app_commands.Range[str, 0, 1500] = "",
+                    tone: app_commands.Range[str, 0, 200] = "") -> None:
+        """Start a new campaign in this channel."""
+        await interaction.response.defer(thinking=True)
+        campaign = await self.bot.game.start_campaign(where_of(interaction), actor_of(interaction),
+                                                      title=title, setting=setting, tone=tone)
+        await respond(interaction, f"📜 **{campaign.title}** begins! Everyone: `/join` with your character,"
+                                   " then just type what you do.")
+
+    @app_commands.command(name="end")
+    async def end(self, interaction: discord.Interaction) -> None:
+        """End this channel's campaign (its story stays readable with /campaign export)."""
+        await interaction.response.defer(thinking=True)
+        campaign = await self.bot.game.end_campaign(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"🏁 **{campaign.title}** has ended after {campaign.turn} turns.")
+
+    @app_commands.command(name="pause")
+    async def pause(self, interaction: discord.Interaction) -> None:
+        """Pause play: channel messages are not answered until /campaign resume."""
+        campaign = await self.bot.game.pause_campaign(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"⏸️ **{campaign.title}** is paused.")
+
+    @app_commands.command(name="resume")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        """Resume a paused campaign."""
+        campaign = await self.bot.game.resume_campaign(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"▶️ **{campaign.title}** resumes!")
+
+    @app_commands.command(name="status")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Show the campaign, the party and what the DM is working on."""
+        report = await self.bot.game.status(where_of(interaction))
+        await respond(interaction, embed=status_embed(report))
+
+    @app_commands.command(name="recap")
+    @app_commands.describe(private="Only you see the recap")
+    async def recap(self, interaction: discord.Interaction, private: bool = False) -> None:
+        """The story so far."""
+        await interaction.response.defer(ephemeral=private, thinking=True)
+        text = await self.bot.game.recap(where_of(interaction))
+        await respond(interaction, text, ephemeral=private)
+
+    @app_commands.command(name="export")
+    async def export(self, interaction: discord.Interaction) -> None:
+        """Download the whole story as a Markdown file."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        markdown = await self.bot.game.export_markdown(where_of(interaction))
+        status = await self.bot.game.status(where_of(interaction))
+        slug = re.sub(r"[^a-z0-9]+", "-", status.campaign.title.lower()).strip("-") or "campaign"
+        file = discord.File(io.BytesIO(markdown.encode("utf-8")), filename=f"{slug}.md")
+        await respond(interaction, "Here is the story so far.", file=file, ephemeral=True)
+
+
+async def setup(bot: DungeonMasterBot) -> None:
+    await bot.add_cog(CampaignCog(bot))

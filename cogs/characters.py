@@ -1,0 +1,91 @@
+"""``/join`` and ``/character show|edit|leave``: the party's character sheets."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import DungeonMasterBot, respond
+from bot.game.api import CharacterSheetInput
+from cogs._common import actor_of, sheet_embed, where_of
+
+
+class CharactersCog(commands.Cog):
+    """Join the party with a character, and read or change character sheets."""
+
+    character = app_commands.Group(name="character", description="Your character sheet", guild_only=True)
+
+    def __init__(self, bot: DungeonMasterBot) -> None:
+        self.bot = bot
+
+    async def _name_autocomplete(self, interaction: discord.Interaction,
+                                 current: str) -> list[app_commands.Choice[str]]:
+        names = await self.bot.game.character_names(where_of(interaction), current)
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+    @app_commands.command(name="join")
+    @app_commands.guild_only()
+    @app_commands.describe(name="Your character's name", char_class="e.g. Fighter, Wizard, Rogue",
+                           ancestry="e.g. Human, Elf, Dwarf", backstory="A few sentences about them",
+                           max_hp="Maximum hit points (default: by class)", ac="Armor class (default: by class)")
+    @app_commands.rename(char_class="class")
+    async def join(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 40],
+                   char_class: app_commands.Range[str, 1, 40], ancestry: app_commands.Range[str, 1, 40],
+                   backstory: app_commands.Range[str, 0, 1000] = "",
+                   max_hp: app_commands.Range[int, 1, 999] | None = None,
+                   ac: app_commands.Range[int, 1, 40] | None = None) -> None:
+        """Join this channel's party with a character."""
+        sheet = CharacterSheetInput(name=name, char_class=char_class, ancestry=ancestry,
+                                    backstory=backstory, max_hp=max_hp, ac=ac)
+        character = await self.bot.game.join(where_of(interaction), actor_of(interaction), sheet)
+        await respond(interaction, f"**{character.name}** joins the party!", embed=sheet_embed(character))
+
+    @character.command(name="show")
+    @app_commands.describe(name="Whose sheet (default: yours)", private="Only you see it")
+    @app_commands.autocomplete(name=_name_autocomplete)
+    async def show(self, interaction: discord.Interaction, name: str | None = None,
+                   private: bool = False) -> None:
+        """Show a character sheet."""
+        where = where_of(interaction)
+        if name:
+            character = await self.bot.game.character(where, name=name)
+        else:
+            character = await self.bot.game.character(where, user_id=interaction.user.id)
+        await respond(interaction, embed=sheet_embed(character), ephemeral=private)
+
+    @character.command(name="edit")
+    @app_commands.describe(name="New name", char_class="New class", ancestry="New ancestry",
+                           backstory="New backstory", hp="Current hit points", max_hp="Maximum hit points",
+                           ac="Armor class", level="Level", notes="Free notes")
+    @app_commands.rename(char_class="class")
+    async def edit(self, interaction: discord.Interaction,
+                   name: app_commands.Range[str, 1, 40] | None = None,
+                   char_class: app_commands.Range[str, 1, 40] | None = None,
+                   ancestry: app_commands.Range[str, 1, 40] | None = None,
+                   backstory: app_commands.Range[str, 0, 1000] | None = None,
+                   hp: app_commands.Range[int, -999, 999] | None = None,
+                   max_hp: app_commands.Range[int, 1, 999] | None = None,
+                   ac: app_commands.Range[int, 1, 40] | None = None,
+                   level: app_commands.Range[int, 1, 20] | None = None,
+                   notes: app_commands.Range[str, 0, 1000] | None = None) -> None:
+        """Change your character sheet (only the options you give)."""
+        changes = {k: v for k, v in dict(name=name, char_class=char_class, ancestry=ancestry,
+                                         backstory=backstory, hp=hp, max_hp=max_hp, ac=ac, level=level,
+                                         notes=notes).items() if v is not None}
+        if not changes:
+            await respond(interaction, "Give at least one thing to change, e.g. `/character edit hp:12`.",
+                          ephemeral=True)
+            return
+        character = await self.bot.game.edit_character(where_of(interaction), actor_of(interaction), **changes)
+        await respond(interaction, "Sheet updated.", embed=sheet_embed(character), ephemeral=True)
+
+    @character.command(name="leave")
+    async def leave(self, interaction: discord.Interaction) -> None:
+        """Leave the party (your character's story stays in the campaign)."""
+        character = await self.bot.game.leave(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"**{character.name}** leaves the party.")
+
+
+async def setup(bot: DungeonMasterBot) -> None:
+    await bot.add_cog(CharactersCog(bot))

@@ -1,0 +1,106 @@
+"""Play: channel messages and ``/act`` become actions; ``/retry`` and ``/undo`` fix the last turn.
+
+Free text in a channel with an active campaign goes to the game core, which filters it (other bots,
+OOC, other bots' commands), stores it and collects it into a group turn. Without the message-content
+intent Discord sends empty content except for messages that mention the bot, so play still works
+through mentions and ``/act``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import NO_MENTIONS, DungeonMasterBot, describe_error, respond
+from bot.game.api import IncomingMessage
+from cogs._common import actor_of, where_of
+
+log = logging.getLogger(__name__)
+REFUSAL_SECONDS = 20.0
+
+
+class PlayCog(commands.Cog):
+    """Turns channel messages and /act into actions for the DM."""
+
+    def __init__(self, bot: DungeonMasterBot) -> None:
+        self.bot = bot
+
+    def _incoming(self, message: discord.Message) -> IncomingMessage:
+        me = self.bot.user
+        assert me is not None
+        content = message.content
+        mentions_bot = any(u.id == me.id for u in message.mentions)
+        if mentions_bot:
+            content = re.sub(rf"<@!?{me.id}>", "", content).strip()
+        replies_to_bot = False
+        ref = message.reference
+        if ref is not None and isinstance(ref.resolved, discord.Message):
+            replies_to_bot = ref.resolved.author.id == me.id
+        return IncomingMessage(
+            guild_id=message.guild.id if message.guild else None, channel_id=message.channel.id,
+            author_id=message.author.id, author_name=message.author.display_name, content=content,
+            message_id=message.id, author_is_bot=message.author.bot, mentions_bot=mentions_bot,
+            replies_to_bot=replies_to_bot, created_at=message.created_at.timestamp())
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if self.bot.user is None or message.author.id == self.bot.user.id:
+            return
+        if message.guild is None:
+            return  # campaigns live in server channels
+        try:
+            intake = await self.bot.game.handle_message(self._incoming(message))
+        except Exception as exc:  # one error path: a sentence for the player, the trace for the log
+            text, unexpected = describe_error(exc)
+            if unexpected:
+                log.exception("handling message %s failed", message.id)
+            await self._tell(message, text)
+            return
+        if intake.status == "refused" and intake.player_message:
+            await self._tell(message, intake.player_message)
+
+    async def _tell(self, message: discord.Message, text: str) -> None:
+        try:
+            await message.reply(text, delete_after=REFUSAL_SECONDS, mention_author=False,
+                                allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("could not tell %s: %s", message.author.id, exc)
+
+    @app_commands.command(name="act")
+    @app_commands.guild_only()
+    @app_commands.describe(action="What your character does or says")
+    async def act(self, interaction: discord.Interaction, action: app_commands.Range[str, 1, 2000]) -> None:
+        """Take an action in the story without typing in the channel."""
+        msg = IncomingMessage(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+                              author_id=interaction.user.id, author_name=interaction.user.display_name,
+                              content=action, message_id=interaction.id, explicit_action=True)
+        intake = await self.bot.game.handle_message(msg)
+        if intake.status == "queued":
+            name = interaction.user.display_name
+            await respond(interaction, f"**{name}**: {action}")
+        else:
+            await respond(interaction, intake.player_message or "The DM can't take that action here.",
+                          ephemeral=True)
+
+    @app_commands.command(name="retry")
+    @app_commands.guild_only()
+    async def retry(self, interaction: discord.Interaction) -> None:
+        """Ask the DM to write the last reply again."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.game.retry(where_of(interaction), actor_of(interaction))
+        await respond(interaction, "The DM rewrites the last scene…", ephemeral=True)
+
+    @app_commands.command(name="undo")
+    @app_commands.guild_only()
+    async def undo(self, interaction: discord.Interaction) -> None:
+        """Take back the last turn: the actions and the DM's reply leave the story."""
+        result = await self.bot.game.undo(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"⏪ Turn {result.turn} was taken back ({result.messages_undone} messages).")
+
+
+async def setup(bot: DungeonMasterBot) -> None:
+    await bot.add_cog(PlayCog(bot))

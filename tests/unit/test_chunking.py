@@ -1,0 +1,76 @@
+"""Splitting DM replies for Discord's 2,000-character message limit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.chunking import split_message
+
+
+def _fences_balanced(chunk: str) -> bool:
+    return len(re.findall(r"^\s*```", chunk, flags=re.M)) % 2 == 0
+
+
+def test_short_text_is_one_chunk() -> None:
+    assert split_message("The door creaks open.") == ["The door creaks open."]
+    assert split_message("   \n ") == []
+
+
+def test_splits_at_paragraphs_first() -> None:
+    para = "word " * 300  # 1,500 characters
+    text = f"{para.strip()}\n\n{para.strip()}"
+    chunks = split_message(text)
+    assert len(chunks) == 2
+    assert chunks[0] == para.strip() and chunks[1] == para.strip()
+
+
+def test_splits_at_sentence_when_paragraph_too_long() -> None:
+    sentence = "The goblin snarls and raises its blade. "
+    text = sentence * 80  # ~3,200 characters, no paragraph breaks
+    chunks = split_message(text)
+    assert len(chunks) == 2
+    assert all(len(c) <= 2000 for c in chunks)
+    assert chunks[0].endswith("blade.")
+    assert chunks[1].startswith("The goblin")
+
+
+def test_never_cuts_inside_a_word() -> None:
+    words = [f"w{i:04d}" for i in range(900)]
+    text = " ".join(words)
+    chunks = split_message(text, limit=500)
+    rejoined = " ".join(chunks).split()
+    assert rejoined == words
+    assert all(len(c) <= 500 for c in chunks)
+
+
+def test_code_block_not_split_when_boundary_outside_exists() -> None:
+    block = "```\n" + "\n".join(f"line {i}" for i in range(40)) + "\n```"
+    text = ("Intro paragraph. " * 60) + "\n\n" + block + "\n\nAfter the block."
+    chunks = split_message(text)
+    assert all(len(c) <= 2000 for c in chunks)
+    assert sum(block in c for c in chunks) == 1
+    assert all(_fences_balanced(c) for c in chunks)
+
+
+def test_oversized_code_block_is_closed_and_reopened() -> None:
+    block = "```md\n" + "\n".join(f"initiative row {i}" for i in range(300)) + "\n```"
+    chunks = split_message(block)
+    assert len(chunks) >= 2
+    assert all(len(c) <= 2000 for c in chunks)
+    assert all(_fences_balanced(c) for c in chunks)
+    assert all(c.startswith("```md") for c in chunks)
+    rows = [ln for c in chunks for ln in c.splitlines() if ln.startswith("initiative row")]
+    assert rows == [f"initiative row {i}" for i in range(300)]
+
+
+def test_word_longer_than_limit_is_cut() -> None:
+    chunks = split_message("a" * 45, limit=20)
+    assert "".join(chunks) == "a" * 45
+    assert all(len(c) <= 20 for c in chunks)
+
+
+def test_rejects_tiny_limit() -> None:
+    with pytest.raises(ValueError):
+        split_message("x", limit=5)
