@@ -1,0 +1,56 @@
+"""The README documents every setting and every slash command the bot actually registers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import discord
+
+from bot.app import COGS, DungeonMasterBot
+from bot.config import Settings, load_settings
+from bot.models import GuildConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_documented() -> None:
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in README]
+    assert missing == []
+
+
+def test_every_server_option_is_documented() -> None:
+    missing = [key for key in GuildConfig.keys() if f"`{key}`" not in README]
+    assert missing == []
+
+
+class _IdleGame:
+    async def close(self) -> None:
+        return None
+
+
+async def test_every_slash_command_is_documented() -> None:
+    bot = DungeonMasterBot(settings=load_settings(None), store=None, llm=None, game=_IdleGame())
+    for name in COGS:
+        await bot.load_extension(name)
+    names: list[str] = []
+    for command in bot.tree.get_commands():
+        if isinstance(command, discord.app_commands.Group):
+            names += [f"/{command.name} {sub.name}" for sub in command.commands]
+        else:
+            names.append(f"/{command.name}")
+    assert len(names) >= 17
+    undocumented = []
+    for full in names:
+        group, _, sub = full.partition(" ")
+        if f"`{full}`" not in README and not (sub and f"`{group} " in README and f"`{sub}`" in README):
+            undocumented.append(full)
+    assert undocumented == []
+    await bot.close()
+
+
+def test_readme_commands_exist() -> None:
+    assert (ROOT / "scripts" / "run.sh").is_file() and "scripts/run.sh" in README
+    assert (ROOT / "scripts" / "test.sh").is_file() and "scripts/test.sh" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in ci
