@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running Dungeon Master:
 #   creates .venv if missing, installs the project, creates .env from .env.example on first use
-#   (then stops so you can fill in DISCORD_TOKEN and OPENAI_API_KEY), checks the settings and runs the bot.
+#   (then stops so you can fill in DISCORD_TOKEN and OPENAI_API_KEY) and runs the bot.
 # Extra arguments go to `python -m bot` (default: run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +9,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+# Install only when pyproject.toml changed since the last install (a stamp in .venv records it).
+stamp=".venv/.installed-run-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+  rm -f .venv/.installed-run-* && touch "$stamp"
+fi
 if [ ! -f .env ] && [ -z "${DISCORD_TOKEN:-}" ]; then
   cp .env.example .env
   echo "Created .env from .env.example. Put your DISCORD_TOKEN and OPENAI_API_KEY in it, then run $0 again." >&2

@@ -9,8 +9,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# Install only when pyproject.toml changed since the last install (a stamp in .venv records it).
+stamp=".venv/.installed-test-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  rm -f .venv/.installed-test-* && touch "$stamp"
+fi
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
