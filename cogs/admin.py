@@ -39,6 +39,7 @@ class AdminCog(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def config_show(self, interaction: discord.Interaction) -> None:
         """Show this server's Dungeon Master settings."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         config = await self.bot.game.get_config(interaction.guild_id)
         await respond(interaction, embed=config_embed(config), ephemeral=True)
@@ -50,6 +51,7 @@ class AdminCog(commands.Cog):
     async def config_set(self, interaction: discord.Interaction, key: app_commands.Choice[str],
                          value: app_commands.Range[str, 1, 500]) -> None:
         """Change one setting for this server."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         config = await self.bot.game.set_config(interaction.guild_id, actor_of(interaction), key.value, value)
         shown = getattr(config, key.value)
@@ -61,6 +63,7 @@ class AdminCog(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def usage(self, interaction: discord.Interaction) -> None:
         """Tokens and US dollars spent on the model, for this server and this channel's campaign."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.bot.game.usage(where_of(interaction))
         await respond(interaction, embed=usage_embed(report), ephemeral=True)
 

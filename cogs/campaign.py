@@ -45,18 +45,21 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
     @app_commands.command(name="pause")
     async def pause(self, interaction: discord.Interaction) -> None:
         """Pause play: channel messages are not answered until /campaign resume."""
+        await interaction.response.defer(thinking=True)
         campaign = await self.bot.game.pause_campaign(where_of(interaction), actor_of(interaction))
         await respond(interaction, f"⏸️ **{campaign.title}** is paused.")
 
     @app_commands.command(name="resume")
     async def resume(self, interaction: discord.Interaction) -> None:
         """Resume a paused campaign."""
+        await interaction.response.defer(thinking=True)
         campaign = await self.bot.game.resume_campaign(where_of(interaction), actor_of(interaction))
         await respond(interaction, f"▶️ **{campaign.title}** resumes!")
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction) -> None:
         """Show the campaign, the party and what the DM is working on."""
+        await interaction.response.defer(thinking=True)
         report = await self.bot.game.status(where_of(interaction))
         await respond(interaction, embed=status_embed(report))
 

@@ -36,6 +36,7 @@ class CharactersCog(commands.Cog):
                    max_hp: app_commands.Range[int, 1, 999] | None = None,
                    ac: app_commands.Range[int, 1, 40] | None = None) -> None:
         """Join this channel's party with a character."""
+        await interaction.response.defer(thinking=True)
         sheet = CharacterSheetInput(name=name, char_class=char_class, ancestry=ancestry,
                                     backstory=backstory, max_hp=max_hp, ac=ac)
         character = await self.bot.game.join(where_of(interaction), actor_of(interaction), sheet)
@@ -47,6 +48,7 @@ class CharactersCog(commands.Cog):
     async def show(self, interaction: discord.Interaction, name: str | None = None,
                    private: bool = False) -> None:
         """Show a character sheet."""
+        await interaction.response.defer(ephemeral=private, thinking=True)
         where = where_of(interaction)
         if name:
             character = await self.bot.game.character(where, name=name)
@@ -73,6 +75,7 @@ class CharactersCog(commands.Cog):
         changes = {k: v for k, v in dict(name=name, char_class=char_class, ancestry=ancestry,
                                          backstory=backstory, hp=hp, max_hp=max_hp, ac=ac, level=level,
                                          notes=notes).items() if v is not None}
+        await interaction.response.defer(ephemeral=True, thinking=True)
         if not changes:
             await respond(interaction, "Give at least one thing to change, e.g. `/character edit hp:12`.",
                           ephemeral=True)
@@ -83,6 +86,7 @@ class CharactersCog(commands.Cog):
     @character.command(name="leave")
     async def leave(self, interaction: discord.Interaction) -> None:
         """Leave the party (your character's story stays in the campaign)."""
+        await interaction.response.defer(thinking=True)
         character = await self.bot.game.leave(where_of(interaction), actor_of(interaction))
         await respond(interaction, f"**{character.name}** leaves the party.")
 

@@ -22,6 +22,7 @@ class DiceCog(commands.Cog):
     async def roll(self, interaction: discord.Interaction, expression: app_commands.Range[str, 1, 200],
                    reason: app_commands.Range[str, 0, 200] = "", private: bool = False) -> None:
         """Roll dice."""
+        await interaction.response.defer(ephemeral=private, thinking=True)
         record = await self.bot.game.roll(where_of(interaction), actor_of(interaction), expression, reason)
         await respond(interaction, render_roll(record), ephemeral=private)
 

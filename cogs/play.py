@@ -98,6 +98,7 @@ class PlayCog(commands.Cog):
     @app_commands.guild_only()
     async def undo(self, interaction: discord.Interaction) -> None:
         """Take back the last turn: the actions and the DM's reply leave the story."""
+        await interaction.response.defer(thinking=True)
         result = await self.bot.game.undo(where_of(interaction), actor_of(interaction))
         await respond(interaction, f"⏪ Turn {result.turn} was taken back ({result.messages_undone} messages).")
 
