@@ -80,12 +80,16 @@ class StoryStore:
     async def complete_turn(self, *, campaign_id: int, turn: int, action_ids: Sequence[int],
                             dm_content: str, dm_token_count: int,
                             rolls: Sequence[RollRecord] = (),
-                            replaces_dm_message_id: int | None = None) -> StoryMessage:
+                            notes: Sequence[tuple[str, int]] = (),
+                            replaces_dm_message_id: int | None = None
+                            ) -> tuple[list[StoryMessage], StoryMessage]:
         """Finish a turn atomically: the actions become ``answered`` in ``turn``, the DM's reply and
         the rolls are stored, and the campaign's turn counter becomes ``turn``.
 
+        ``notes`` are table notes ``(text, token_count)`` (e.g. the dice results) stored as ``system``
+        story messages just before the reply, so the model remembers them in later turns.
         ``replaces_dm_message_id`` (for /retry) marks that earlier DM reply ``undone`` in the same
-        transaction. Returns the stored DM message.
+        transaction. Returns ``(stored notes, stored DM message)``.
         """
         now = time.time()
         async with self.db.transaction() as conn:
@@ -97,6 +101,16 @@ class StoryStore:
             if replaces_dm_message_id is not None:
                 await conn.execute("UPDATE story_messages SET state = 'undone' WHERE id = ?",
                                    (replaces_dm_message_id,))
+            stored_notes: list[StoryMessage] = []
+            for text, tokens in notes:
+                cursor = await conn.execute(
+                    "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
+                    " character_name, content, token_count, state, created_at)"
+                    " VALUES (?, ?, 'system', NULL, 'table', NULL, ?, ?, 'answered', ?)",
+                    (campaign_id, turn, text, tokens, now))
+                stored_notes.append(StoryMessage(int(cursor.lastrowid or 0), campaign_id, turn, "system",
+                                                 None, "table", None, text, tokens, "answered", now))
+                await cursor.close()
             cursor = await conn.execute(
                 "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
                 " character_name, content, token_count, state, created_at)"
@@ -112,8 +126,8 @@ class StoryStore:
                     (campaign_id, turn, r.roller_id, r.roller_name, r.character_name, r.expression,
                      r.reason, r.total, r.breakdown, int(r.by_dm), r.created_at))
             await conn.execute("UPDATE campaigns SET turn = MAX(turn, ?) WHERE id = ?", (turn, campaign_id))
-        return StoryMessage(int(dm_id or 0), campaign_id, turn, "dm", None, "DM", None, dm_content,
-                            dm_token_count, "answered", now)
+        return stored_notes, StoryMessage(int(dm_id or 0), campaign_id, turn, "dm", None, "DM", None,
+                                          dm_content, dm_token_count, "answered", now)
 
     async def context_window(self, campaign_id: int, after_id: int = 0, limit: int = 400) -> list[StoryMessage]:
         """Story messages after ``after_id`` that are not undone (pending included), oldest first;
