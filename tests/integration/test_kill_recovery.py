@@ -1,0 +1,50 @@
+"""Kill -9 of a process mid-turn loses nothing: on restart the pending actions are answered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bot.store import Database, Store
+from tests.support.fake_openai import FakeOpenAI, Hang, Reply
+from tests.support.game_helpers import fast_settings, running_game
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> None:
+    async with FakeOpenAI(default=lambda body: Hang(30)) as hanging:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.integration._game_child", str(tmp_path), hanging.url,
+            cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert child.stdin is not None and child.stdout is not None
+        assert (await asyncio.wait_for(child.stdout.readline(), 30)).startswith(b"READY")
+        for i, (author, text) in enumerate([(101, "I grab the idol"), (102, "I cover the exit"),
+                                            (103, "I read the runes aloud")]):
+            child.stdin.write(f"{author}|p{author}|{text}|{500 + i}\n".encode())
+            await child.stdin.drain()
+            assert (await asyncio.wait_for(child.stdout.readline(), 10)).startswith(b"QUEUED")
+        for _ in range(200):  # the turn is in flight: the model has the request
+            if hanging.chat_requests:
+                break
+            await asyncio.sleep(0.05)
+        assert len(hanging.chat_requests) == 1
+        child.send_signal(signal.SIGKILL)
+        assert await child.wait() == -signal.SIGKILL
+
+    async with Database.open(fast_settings(tmp_path).database_path) as db:
+        pending = await Store(db).story.pending(1)
+        assert [m.content for m in pending] == ["I grab the idol", "I cover the exit", "I read the runes aloud"]
+
+    async with FakeOpenAI() as server:
+        server.push(Reply("The idol comes free as the runes blaze."))
+        async with running_game(fast_settings(tmp_path), server.url) as (_game, narrator, store):
+            await narrator.wait_for(1)
+            reply = narrator.turns[0]
+            assert reply.kind == "recovered" and set(reply.answered_message_ids) == {500, 501, 502}
+            assert await store.story.pending(1) == []
+            assert "I read the runes aloud" in server.chat_requests[0].body["messages"][-1]["content"]  # type: ignore[index]

@@ -1,0 +1,81 @@
+"""Helpers for driving the game core in tests: a narrator that records replies, and a Game factory
+wired to the real model client and a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings, load_settings
+from bot.game.api import DMReply
+from bot.game.sessions import Game
+from bot.store import Database, Store
+
+SUMMARY_MARK = "You keep the campaign notes"
+
+
+class RecordingNarrator:
+    """Records every delivered reply; ``await wait_for(n)`` until ``n`` non-notice replies arrived."""
+
+    def __init__(self) -> None:
+        self.replies: list[DMReply] = []
+        self.thinking_entered = 0
+        self._changed = asyncio.Event()
+
+    @property
+    def turns(self) -> list[DMReply]:
+        return [r for r in self.replies if r.kind != "notice"]
+
+    @property
+    def notices(self) -> list[DMReply]:
+        return [r for r in self.replies if r.kind == "notice"]
+
+    async def deliver(self, reply: DMReply) -> None:
+        self.replies.append(reply)
+        self._changed.set()
+
+    @contextlib.asynccontextmanager
+    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
+        self.thinking_entered += 1
+        yield
+
+    async def wait_for(self, count: int, *, notices: bool = False, timeout: float = 10.0) -> None:
+        async def wait() -> None:
+            while len(self.notices if notices else self.turns) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for fast tests: short windows, no cooldown, data in ``tmp_path``."""
+    base: dict[str, Any] = dict(data_dir=str(tmp_path), turn_window_seconds=0.05, turn_extend_seconds=0.02,
+                                turn_max_window_seconds=0.3, player_cooldown_seconds=0,
+                                openai_api_key="sk-test", llm_timeout_seconds=5, llm_deadline_seconds=10,
+                                llm_max_attempts=2)
+    base.update(overrides)
+    return load_settings(None, **base)
+
+
+@contextlib.asynccontextmanager
+async def running_game(settings: Settings, base_url: str) -> AsyncIterator[tuple[Game, RecordingNarrator, Store]]:
+    """A started Game on a real database and the real LLMClient pointed at ``base_url``."""
+    from bot.llm import LLMClient
+
+    narrator = RecordingNarrator()
+    async with Database.open(settings.database_path, migrate=True) as db:
+        llm = LLMClient(api_key="sk-test", base_url=base_url, default_model=settings.dm_model,
+                        timeout_s=settings.llm_timeout_seconds, deadline_s=settings.llm_deadline_seconds,
+                        max_attempts=settings.llm_max_attempts)
+        store = Store(db)
+        game = Game(store=store, llm=llm, settings=settings, narrator=narrator)
+        await game.start()
+        try:
+            yield game, narrator, store
+        finally:
+            await game.close()
+            await llm.aclose()
