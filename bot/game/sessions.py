@@ -22,8 +22,9 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from bot.config import Settings
@@ -56,6 +57,24 @@ CLASS_DEFAULTS: dict[str, tuple[int, int]] = {
     "bard": (10, 13), "cleric": (10, 16), "druid": (10, 13), "monk": (10, 15), "rogue": (10, 14),
     "warlock": (10, 13), "artificer": (10, 15), "sorcerer": (8, 12), "wizard": (8, 12),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTiming:
+    """Where one turn's time went, seconds (``time.perf_counter``): from the window closing to the
+    reply being handed to the narrator, and how much of that was the model calls (``model_s``)."""
+
+    channel_id: int
+    turn: int
+    closed_at: float
+    delivered_at: float
+    model_s: float
+    prompt_messages: int
+
+    @property
+    def overhead_s(self) -> float:
+        """Bot time of the turn: total minus the model's own time."""
+        return self.delivered_at - self.closed_at - self.model_s
 
 
 class ModelPort(Protocol):
@@ -98,6 +117,7 @@ class GameSession:
         self._prefix: list[dict[str, Any]] | None = None
         self._fold_task: asyncio.Task[None] | None = None
         self._fold_after_turn = 0
+        self._model_s = 0.0
         self._worker = asyncio.create_task(self._run(), name=f"session-{campaign.channel_id}")
         if pending:
             for p in pending:
@@ -175,8 +195,10 @@ class GameSession:
         the next turn (or after a restart).
         """
         game = self.game
+        closed_at = time.perf_counter()
         async with self.lock:
             self.busy = True
+            self._model_s = 0.0
             try:
                 turn = self.campaign.turn + 1
                 player_ids = [a.author_id for a in actions if a.author_id is not None]
@@ -203,6 +225,8 @@ class GameSession:
                 self.history.append(dm)
                 self.campaign = replace(self.campaign, turn=turn)
                 self.last_active = game.clock.now()
+                game.turn_timings.append(TurnTiming(self.channel_id, turn, closed_at, time.perf_counter(),
+                                                    self._model_s, len(messages)))
                 await game.narrator.deliver(DMReply(
                     channel_id=self.channel_id, text=text, turn=turn, rolls=tuple(rolls),
                     answered_message_ids=tuple(a.platform_message_id for a in actions
@@ -223,10 +247,12 @@ class GameSession:
         text = ""
         for round_no in range(rounds + 1):
             with_tools = round_no < rounds
+            started = time.perf_counter()
             result = await game.llm.chat(messages, model=self.config.model,
                                          temperature=self.config.temperature,
                                          max_tokens=self.config.max_tokens,
                                          tools=TOOL_SCHEMAS if with_tools else None)
+            self._model_s += time.perf_counter() - started
             await game.record_usage(self.campaign, player_ids, purpose, result)
             if result.tool_calls and with_tools:
                 messages.append(result.assistant_message())
@@ -410,6 +436,7 @@ class Game:
         self._configs: dict[int, GuildConfig] = {}
         self._evictor: asyncio.Task[None] | None = None
         self.defaults = default_guild_config(settings)
+        self.turn_timings: deque[TurnTiming] = deque(maxlen=10_000)
 
     def count(self, text: str, model: str) -> int:
         """Tokens of ``text`` for ``model`` (counted once per stored message)."""

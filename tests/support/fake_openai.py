@@ -353,15 +353,24 @@ def narrator_default(body: dict[str, Any]) -> Step:
     return Reply(f"The DM considers the party's actions ({said}) and the story moves on.")
 
 
-def main() -> None:  # pragma: no cover - manual use
+def main() -> None:  # pragma: no cover - used by bench/ and by hand
+    """``python -m tests.support.fake_openai [--port N] [--latency S]``: serve the default narrator
+    reply (after ``--latency`` seconds) and print ``fake OpenAI endpoint at URL`` once listening."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=8089)
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
 
+    def answer(body: dict[str, Any]) -> Step:
+        reply = narrator_default(body)
+        if isinstance(reply, Reply):
+            reply.delay = args.latency
+        return reply
+
     async def serve() -> None:
-        server = FakeOpenAI(default=narrator_default, port=args.port)
+        server = FakeOpenAI(default=answer, port=args.port)
         await server.start()
         print(f"fake OpenAI endpoint at {server.url}", flush=True)
         await asyncio.Event().wait()

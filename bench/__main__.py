@@ -1,0 +1,394 @@
+"""Benchmarks: what a turn costs the bot in time, memory and tokens (``python -m bench``).
+
+Not part of the pass/fail test run. Everything runs on this machine: the model is the scripted
+OpenAI-compatible server (tests/support/fake_openai.py) in its own process on 127.0.0.1 with zero or
+fixed latency, reached through the real ``LLMClient``; the database is a real SQLite file.
+Prints a table and writes the figures to ``bench/results/latest.json``.
+
+    python -m bench            # everything (a few minutes on 2 cores)
+    python -m bench --quick    # smaller sizes, for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+# --- plumbing --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def model_server(latency: float = 0.0) -> Any:
+    """Start the scripted model server in its own process; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_openai", "--latency", str(latency)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"model server did not start: {line!r}")
+    try:
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class MeasuringLLM:
+    """Wraps the real client: records each call's prompt (token count of the messages) and time."""
+
+    def __init__(self, inner: Any, count_prompts: bool = False) -> None:
+        self.inner = inner
+        self.count_prompts = count_prompts
+        self.calls = 0
+        self.prompts: list[list[dict[str, Any]]] = []
+
+    async def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Any:
+        self.calls += 1
+        if self.count_prompts:
+            self.prompts.append([dict(m) for m in messages])
+        return await self.inner.chat(messages, **kw)
+
+
+class NullNarrator:
+    """Hands replies to nothing; ``delivered`` counts them and wakes waiters per channel."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.events: dict[int, asyncio.Event] = {}
+
+    async def deliver(self, reply: Any) -> None:
+        if reply.kind != "notice":
+            self.delivered += 1
+        self.events.setdefault(reply.channel_id, asyncio.Event()).set()
+
+    @contextlib.asynccontextmanager
+    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
+        yield
+
+    async def wait(self, channel_id: int) -> None:
+        event = self.events.setdefault(channel_id, asyncio.Event())
+        await event.wait()
+        event.clear()
+
+
+def rss_kib() -> int:
+    """Resident set size of this process now, KiB (from /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def seed(db: Any, channels: int, stored: int) -> None:
+    """Create ``channels`` campaigns of three players each with ``stored`` answered story messages;
+    the oldest part is already folded into a summary, as in a long-running campaign."""
+    import time as _t
+
+    now = _t.time()
+    rows_c, rows_ch, rows_m, rows_s = [], [], [], []
+    mid = 0
+    for c in range(1, channels + 1):
+        rows_c.append((c, 1, 10_000 + c, f"Campaign {c}", "A drowned temple", "grim", "active", 1, now,
+                       stored // 4))
+        for p in range(3):
+            rows_ch.append((c, 100 + p, f"player{p}", f"Hero{p}", "Fighter", "Human", now))
+        for i in range(stored):
+            mid += 1
+            role = "dm" if i % 4 == 3 else "player"
+            text = ("The DM describes the flooded hall, the dripping stone and the hag's lair." if role == "dm"
+                    else f"Hero{i % 3} searches the room carefully, step {i}.")
+            rows_m.append((mid, c, i // 4 + 1, role, 100 + i % 3 if role == "player" else None,
+                           f"player{i % 3}" if role == "player" else "DM",
+                           f"Hero{i % 3}" if role == "player" else None, text, 18, "answered", now,
+                           None, int(i < stored - 120)))
+        rows_s.append((c, "Long ago the party entered the crypt. " * 20, 160, mid - 120, now))
+    async with db.transaction() as conn:
+        await conn.executemany("INSERT INTO campaigns (id, guild_id, channel_id, title, setting, tone, status,"
+                               " created_by, created_at, turn) VALUES (?,?,?,?,?,?,?,?,?,?)", rows_c)
+        await conn.executemany("INSERT INTO characters (campaign_id, player_id, player_name, name, char_class,"
+                               " ancestry, created_at) VALUES (?,?,?,?,?,?,?)", rows_ch)
+        await conn.executemany("INSERT INTO story_messages (id, campaign_id, turn, role, author_id, author_name,"
+                               " character_name, content, token_count, state, created_at, platform_message_id,"
+                               " summarized) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows_m)
+        await conn.executemany("INSERT INTO summaries (campaign_id, content, token_count, through_message_id,"
+                               " updated_at) VALUES (?,?,?,?,?)", rows_s)
+
+
+@contextlib.asynccontextmanager
+async def game_on(tmp: Path, url: str, *, narrator: Any, count_prompts: bool = False,
+                  **overrides: Any) -> AsyncIterator[tuple[Any, Any, MeasuringLLM]]:
+    from bot.config import load_settings
+    from bot.game.sessions import Game
+    from bot.llm import LLMClient
+    from bot.store import Database, Store
+
+    options: dict[str, Any] = dict(data_dir=str(tmp), turn_mode="mention", player_cooldown_seconds=0,
+                                   llm_max_concurrency=256, channel_queue_limit=10_000)
+    options.update(overrides)
+    settings = load_settings(None, **options)
+    async with Database.open(settings.database_path, migrate=True) as db:
+        async with LLMClient(api_key="sk-bench", base_url=url, default_model="gpt-4o-mini",
+                             max_concurrency=256, timeout_s=30, deadline_s=60) as client:
+            llm = MeasuringLLM(client, count_prompts=count_prompts)
+            game = Game(store=Store(db), llm=llm, settings=settings, narrator=narrator)
+            await game.start()
+            try:
+                yield game, db, llm
+            finally:
+                await game.close()
+
+
+def act(channel: int, player: int, text: str, mid: int) -> Any:
+    from bot.game.api import IncomingMessage
+
+    return IncomingMessage(guild_id=1, channel_id=channel, author_id=player, author_name=f"player{player % 3}",
+                           content=text, message_id=mid, mentions_bot=True)
+
+
+# --- 1 + 2: overhead and throughput with 200 channels ----------------------------------------------
+async def bench_overhead_and_throughput(url: str, channels: int, stored: int, turns: int) -> dict[str, Any]:
+    narrator = NullNarrator()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, llm):
+            t = time.perf_counter()
+            await seed(db, channels, stored)
+            seed_s = time.perf_counter() - t
+
+            async def play(channel: int, base: int) -> None:
+                for i in range(turns):
+                    await game.handle_message(act(10_000 + channel, 100 + i % 3, f"I press on, {i}",
+                                                  base + i))
+                    await narrator.wait(10_000 + channel)
+
+            # warm-up: load every session once (not timed)
+            await asyncio.gather(*(play(c, 10_000_000 + c * 1000) for c in range(1, channels + 1)))
+            game.turn_timings.clear()
+            start = time.perf_counter()
+            await asyncio.gather(*(play(c, 20_000_000 + c * 1000) for c in range(1, channels + 1)))
+            wall = time.perf_counter() - start
+            overheads = [t.overhead_s * 1000 for t in game.turn_timings]
+            model = [t.model_s * 1000 for t in game.turn_timings]
+    return {
+        "channels": channels, "stored_messages_per_campaign": stored, "turns": len(overheads),
+        "seed_seconds": round(seed_s, 2),
+        "overhead_ms_median": round(statistics.median(overheads), 3),
+        "overhead_ms_p99": round(percentile(overheads, 99), 3),
+        "model_call_ms_median": round(statistics.median(model), 3),
+        "turns_per_second": round(len(overheads) / wall, 1),
+    }
+
+
+# --- 3 + 4: prompt size as the story grows, and prefix stability ----------------------------------
+async def bench_prompt_growth(url: str, turns: int) -> dict[str, Any]:
+    from bot.llm import count_message_tokens, count_tokens
+    from bot.store import Store
+
+    marks = [m for m in (50, 100, 500, 1000, 2000) if m <= turns]
+    narrator = NullNarrator()
+    sizes: dict[int, int] = {}
+    whole: dict[int, int] = {}
+    shares: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with game_on(Path(tmp), url, narrator=narrator, count_prompts=True) as (game, db, llm):
+            from bot.game.api import Actor, ChannelRef, CharacterSheetInput
+
+            where = ChannelRef(1, 42)
+            await game.start_campaign(where, Actor(100, "p0", True), title="Growth")
+            for p in range(3):
+                await game.join(where, Actor(100 + p, f"p{p}"), CharacterSheetInput(f"Hero{p}", "Fighter", "Human"))
+            store = Store(db)
+            previous: list[dict[str, Any]] | None = None
+            for turn in range(1, turns + 1):
+                before = len(llm.prompts)
+                await game.handle_message(act(42, 100 + turn % 3, f"Hero{turn % 3} explores corridor {turn}", turn))
+                await narrator.wait(42)
+                prompt = next(p for p in llm.prompts[before:] if p[0]["content"].startswith("You are the Dungeon"))
+                if turn in marks:
+                    sizes[turn] = count_message_tokens(prompt)
+                    whole[turn] = sum(m.token_count + 8 for m in await store.story.transcript(1)
+                                      if m.role in ("player", "dm", "system"))
+                if previous is not None and len(llm.prompts) - before == 1:  # no fold in between
+                    a = json.dumps(previous)
+                    b = json.dumps(prompt)
+                    common = 0
+                    for x, y in zip(a, b):
+                        if x != y:
+                            break
+                        common += 1
+                    shares.append(count_tokens(b[:common]) / max(1, count_tokens(b)))
+                previous = prompt
+                await asyncio.sleep(0)  # let a scheduled fold start
+    ratio = {t: round(whole[t] / sizes[t], 1) for t in marks}
+    return {"prompt_tokens_at_turn": sizes, "whole_history_tokens_at_turn": whole,
+            "whole_history_ratio": ratio,
+            "turn_max_vs_turn_100": round(sizes[marks[-1]] / sizes[100], 3) if 100 in sizes else None,
+            "prefix_share_median": round(statistics.median(shares), 3) if shares else None,
+            "prefix_share_p10": round(percentile(shares, 10), 3) if shares else None}
+
+
+# --- 5: memory per session -------------------------------------------------------------------------
+async def bench_memory(url: str, channels: int) -> dict[str, Any]:
+    narrator = NullNarrator()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, _llm):
+            await seed(db, channels, 140)
+            gc.collect()
+            before = rss_kib()
+            for c in range(1, channels + 1):
+                await game._session(10_000 + c)
+            gc.collect()
+            after = rss_kib()
+            loaded = len(game.sessions)
+    return {"sessions": loaded, "rss_kib_total": after - before,
+            "kib_per_session": round((after - before) / max(1, loaded), 1)}
+
+
+# --- 6: cold start ---------------------------------------------------------------------------------
+COLD_START = r"""
+import asyncio, sys, time
+t0 = float(sys.argv[1])
+async def main():
+    from bot.app import DungeonMasterBot, COGS
+    from bot.config import load_settings
+    from bot.store import Database, Store
+    from bot.llm import LLMClient
+    s = load_settings(None, data_dir=sys.argv[2], discord_token="x.y.z", openai_api_key="sk-x")
+    async with Database.open(s.database_path, migrate=True) as db, LLMClient.from_settings(s) as llm:
+        bot = DungeonMasterBot(settings=s, store=Store(db), llm=llm)
+        from bot.game.sessions import Game
+        bot.game = Game(store=bot.store, llm=llm, settings=s, narrator=bot.narrator)
+        for name in COGS:
+            await bot.load_extension(name)
+        await bot.game.start()
+        print(time.time() - t0)
+        await bot.game.close()
+asyncio.run(main())
+"""
+
+
+def bench_cold_start(runs: int) -> dict[str, Any]:
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([sys.executable, "-c", COLD_START, repr(time.time()), tmp], cwd=ROOT,
+                                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-2000:])
+            times.append(float(out.stdout.strip().splitlines()[-1]))
+    return {"runs": runs, "seconds_median": round(statistics.median(times), 3), "seconds_max": round(max(times), 3)}
+
+
+# --- 7: FIREBALL replay ----------------------------------------------------------------------------
+async def bench_replay(url: str, speed: float) -> dict[str, Any]:
+    from bot.game.api import Actor, ChannelRef, IncomingMessage
+    from bot.llm import count_message_tokens
+
+    events = [json.loads(line) for line in (ROOT / "tests/data/fireball/raw.jsonl").read_text().splitlines()]
+    messages = sorted((e for e in events if e["event_type"] == "message"), key=lambda e: e["created_at"])
+    narrator = NullNarrator()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with game_on(Path(tmp), url, narrator=narrator, count_prompts=True, turn_mode="batch",
+                           turn_window_seconds=6 / speed, turn_extend_seconds=2 / speed,
+                           turn_max_window_seconds=20 / speed, max_input_chars=4000) as (game, _db, llm):
+            await game.start_campaign(ChannelRef(1, 55), Actor(1, "gm", True), title="FIREBALL")
+            start = time.perf_counter()
+            first = messages[0]["created_at"]
+            queued = 0
+            for m in messages:
+                due = start + (m["created_at"] - first) / speed
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                intake = await game.handle_message(IncomingMessage(
+                    1, 55, int(m["author_id"]) % 2**62, m["author_name"], m["content"], m["message_id"],
+                    author_is_bot=m["author_bot"], created_at=m["created_at"]))
+                queued += intake.status == "queued"
+            while any(s.pending or s.busy for s in game.sessions.values()):
+                await asyncio.sleep(0.05)
+            wall = time.perf_counter() - start
+            prompt_tokens = sum(count_message_tokens(p) for p in llm.prompts)
+    return {"messages": len(messages), "in_character": queued, "turns": narrator.delivered,
+            "model_calls": llm.calls, "prompt_tokens": prompt_tokens, "wall_seconds": round(wall, 2),
+            "time_compression": speed}
+
+
+# --- main ------------------------------------------------------------------------------------------
+async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with model_server() as url:
+        if only in (None, "overhead"):
+            results["overhead_throughput"] = await bench_overhead_and_throughput(
+                url, channels=200, stored=500 if quick else 5000, turns=3 if quick else 10)
+        if only in (None, "prompt"):
+            results["prompt_growth"] = await bench_prompt_growth(url, turns=200 if quick else 2000)
+        if only in (None, "memory"):
+            results["memory"] = await bench_memory(url, channels=1000 if quick else 10_000)
+        if only in (None, "replay"):
+            results["replay"] = await bench_replay(url, speed=600.0)
+    if only in (None, "cold"):
+        results["cold_start"] = bench_cold_start(runs=2 if quick else 5)
+    return results
+
+
+MARKS = [
+    ("overhead_throughput", "overhead_ms_median", "<=", 5.0, "bot overhead per turn, median ms"),
+    ("overhead_throughput", "overhead_ms_p99", "<=", 25.0, "bot overhead per turn, p99 ms"),
+    ("overhead_throughput", "turns_per_second", ">=", 300.0, "turns per second, 200 channels"),
+    ("prompt_growth", "turn_max_vs_turn_100", "<=", 1.10, "prompt at last turn / turn 100"),
+    ("prompt_growth", "prefix_share_median", ">=", 0.80, "byte-identical prefix share, median"),
+    ("memory", "kib_per_session", "<=", 64.0, "resident KiB per loaded session"),
+    ("cold_start", "seconds_median", "<=", 2.0, "cold start to ready, seconds"),
+]
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| figure | measured | mark | met |", "|---|---|---|---|"]
+    for section, key, op, mark, label in MARKS:
+        value = results.get(section, {}).get(key)
+        if value is None:
+            continue
+        met = value <= mark if op == "<=" else value >= mark
+        lines.append(f"| {label} | {value} | {op} {mark} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["overhead", "prompt", "memory", "replay", "cold"])
+    args = parser.parse_args()
+    results = asyncio.run(run_all(args.quick, args.only))
+    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "platform": platform.platform(), "quick": args.quick,
+                          "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print()
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
