@@ -10,8 +10,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # Install only when pyproject.toml changed since the last install (a stamp in .venv records it).
-stamp=".venv/.installed-run-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.installed-run-$hash"
+# scripts/test.sh installs a superset ('.[test]'); its stamp counts too.
+if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-test-$hash" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
   rm -f .venv/.installed-run-* && touch "$stamp"
