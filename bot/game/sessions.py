@@ -46,6 +46,7 @@ from bot.store import Store, default_guild_config
 
 log = logging.getLogger(__name__)
 
+PLAYER_BURST = 3  # actions one player may send within PLAYER_COOLDOWN_SECONDS before being refused
 EMPTY_REPLY = "*The DM pauses, looks around the table, and waits for what you do next.*"
 FOLD_RETRY_TURNS = 3
 EVICT_EVERY_SECONDS = 60.0
@@ -110,7 +111,7 @@ class GameSession:
         self.collector = TurnCollector(window, s.turn_extend_seconds, s.turn_max_window_seconds)
         self.window = ctxmod.HistoryWindow()
         self.last_active = game.clock.now()
-        self.last_action_at: dict[int, float] = {}
+        self.recent_actions: dict[int, deque[float]] = {}
         self.busy = False
         self.recovering = bool(pending)
         self.closed = False
@@ -575,11 +576,12 @@ class Game:
             return Intake("refused", "queue_full", "The DM has too many actions waiting in this channel. "
                           "Give them a moment to catch up, then try again.")
         now = self.clock.now()
-        last = session.last_action_at.get(msg.author_id)
-        if last is not None and now - last < self.settings.player_cooldown_seconds:
-            wait = self.settings.player_cooldown_seconds - (now - last)
-            return Intake("refused", "cooldown", f"Easy there! Wait {wait:.0f} s between actions; "
-                          "that one was not sent to the DM.")
+        cooldown = self.settings.player_cooldown_seconds
+        recent = session.recent_actions.setdefault(msg.author_id, deque(maxlen=PLAYER_BURST))
+        if cooldown and len(recent) == PLAYER_BURST and now - recent[0] < cooldown:
+            wait = cooldown - (now - recent[0])
+            return Intake("refused", "cooldown", f"Easy there! Wait {max(wait, 1):.0f} s before your next "
+                          "action; that one was not sent to the DM.")
         try:
             await self.check_budget(msg.guild_id, [msg.author_id])
         except BudgetExhausted as exc:
@@ -593,7 +595,7 @@ class Game:
             platform_message_id=msg.message_id, created_at=msg.created_at)
         if not new:
             return Intake("ignored", "duplicate", story_message_id=stored.id)
-        session.last_action_at[msg.author_id] = now
+        recent.append(now)
         session.last_active = now
         session.pending.append(stored)
         session.collector.add(now, msg.author_id)

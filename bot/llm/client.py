@@ -1,0 +1,435 @@
+"""The model client: ``openai.AsyncOpenAI`` with ONE retry layer (tenacity), typed errors, usage and
+cost, streaming, concurrency and rate limits. No Discord imports.
+
+Retries (and only these): 429 rate limits (never a 429 with code ``insufficient_quota``), 408, 409,
+every 5xx, ``APITimeoutError`` and ``APIConnectionError``. The wait is at least what the server asks
+(``retry-after-ms``, then ``Retry-After`` in seconds), otherwise exponential backoff with full jitter;
+retrying stops after ``max_attempts`` or when the next wait would pass the call's deadline, and the
+whole call is also bounded by ``asyncio.timeout(deadline)``. The SDK's own retries are off
+(``max_retries=0``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+
+from bot.config import OPENAI_DEFAULT_BASE_URL, validate_http_url
+from bot.errors import UserInputError
+from bot.llm import errors as E
+from bot.llm.limiter import RateLimiter
+from bot.llm.pricing import PriceTable
+from bot.llm.tokens import count_message_tokens
+from bot.llm.types import ChatResult, ToolCall, Usage
+
+log = logging.getLogger(__name__)
+
+_REASONING = re.compile(r"^o\d")  # o1, o1-mini, o3, o3-mini, o4-mini and their snapshots
+_NO_SYSTEM = ("o1-mini", "o1-preview")
+MAX_BACKOFF_SECONDS = 20.0
+
+
+def _bare(model: str) -> str:
+    return model.strip().lower().rsplit("/", 1)[-1]
+
+
+def is_reasoning_model(model: str) -> bool:
+    """True for OpenAI's o-series reasoning models (they take ``max_completion_tokens``, no
+    ``temperature``)."""
+    return bool(_REASONING.match(_bare(model)))
+
+
+def validate_base_url(url: str) -> str:
+    """Return a cleaned endpoint URL. Raises ``UserInputError`` unless it is an absolute http(s) URL."""
+    try:
+        return validate_http_url(url.strip(), "OPENAI_BASE_URL")
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def validate_api_key(key: str | None, base_url: str = OPENAI_DEFAULT_BASE_URL) -> str:
+    """Return the key if usable: non-empty, no spaces; ``sk-`` shape only on OpenAI's own endpoint
+    (Ollama and llama.cpp accept anything). Raises ``UserInputError`` saying what is wrong, never
+    echoing the key."""
+    key = (key or "").strip()
+    if not key:
+        raise UserInputError("OPENAI_API_KEY is empty: set it (any text works for Ollama or llama.cpp).")
+    if re.search(r"\s", key):
+        raise UserInputError("OPENAI_API_KEY contains spaces; copy it again without them.")
+    host = re.sub(r"^\w+://", "", base_url).split("/")[0].split(":")[0].lower()
+    if (host == "api.openai.com" or host.endswith(".openai.com")) and not key.startswith("sk-"):
+        raise UserInputError("OPENAI_API_KEY does not look like an OpenAI key (they start with 'sk-').")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCheck:
+    """Result of ``LLMClient.check()``: whether the endpoint answered and accepted the key."""
+
+    ok: bool
+    detail: str
+    models: list[str]
+
+
+@dataclass(slots=True)
+class ModelTotals:
+    """Running totals for one model: requests, tokens, US dollars (None once any call was unpriced)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+
+def _header(exc: BaseException, name: str) -> str | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    return headers.get(name) if headers is not None else None
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """What the server asked us to wait, seconds (``retry-after-ms`` first, then ``Retry-After``)."""
+    ms = _header(exc, "retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    seconds = _header(exc, "retry-after")
+    if seconds:
+        try:
+            return max(0.0, float(seconds))
+        except ValueError:
+            return None  # an HTTP date: fall back to backoff
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying (see module docstring)."""
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429:
+            return exc.code != "insufficient_quota"
+        return exc.status_code in (408, 409) or exc.status_code >= 500
+    return False
+
+
+def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
+    """Map an openai exception to the bot's typed error (keeps status and request id, never the key)."""
+    rid = getattr(exc, "request_id", None) or _header(exc, "x-request-id")
+    if isinstance(exc, E.LLMError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return E.RequestTimedOut(f"no answer in time after {attempts} attempt(s)", attempts=attempts, request_id=rid)
+    if isinstance(exc, openai.APIConnectionError):
+        return E.ServiceUnavailable(f"cannot connect to the model endpoint ({type(exc.__cause__).__name__})",
+                                    attempts=attempts)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return E.MalformedResponse("endpoint answered with an invalid body", status=exc.status_code,
+                                   request_id=rid, attempts=attempts)
+    if isinstance(exc, openai.APIStatusError):
+        status, code = exc.status_code, exc.code
+        msg = f"HTTP {status}" + (f" ({code})" if code else "")
+        kw: dict[str, Any] = dict(status=status, request_id=rid, attempts=attempts)
+        if status in (401, 403):
+            return E.AuthenticationFailed(msg, **kw, admin_hint="Check OPENAI_API_KEY and OPENAI_BASE_URL.")
+        if status == 429 and code == "insufficient_quota":
+            return E.QuotaExhausted(msg, **kw, admin_hint="The model account is out of credit.")
+        if status == 429:
+            return E.RateLimited(msg, **kw)
+        if code == "context_length_exceeded":
+            return E.ContextTooLong(msg, **kw)
+        if status in (408,):
+            return E.RequestTimedOut(msg, **kw)
+        if status in (409,) or status >= 500:
+            return E.ServiceUnavailable(msg, **kw)
+        if code == "content_filter" or code == "content_policy_violation":
+            return E.ContentRefused(msg, **kw)
+        return E.BadRequest(msg, **kw)
+    if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+        return E.MalformedResponse(f"endpoint answered with an unreadable body ({type(exc).__name__})",
+                                   attempts=attempts)
+    return E.LLMError(f"model call failed ({type(exc).__name__})", attempts=attempts)
+
+
+class ChatStream:
+    """Async iterator of text deltas; after it is exhausted ``result`` holds the ``ChatResult``."""
+
+    def __init__(self, client: LLMClient, kwargs: dict[str, Any], model: str, deadline_s: float) -> None:
+        self._client = client
+        self._kwargs = kwargs
+        self._model = model
+        self._deadline_s = deadline_s
+        self.result: ChatResult | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[str]:
+        client = self._client
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                async with client.limiter.slot(client._estimate(self._kwargs)):
+                    stream = await client._openai.chat.completions.create(**self._kwargs, stream=True,
+                                                                         stream_options={"include_usage": True})
+                    text: list[str] = []
+                    calls: dict[int, dict[str, str]] = {}
+                    finish: str | None = None
+                    usage = Usage()
+                    model = self._model
+                    async for chunk in stream:
+                        model = getattr(chunk, "model", None) or model
+                        if getattr(chunk, "usage", None):
+                            usage = _usage(chunk.usage)
+                        for choice in chunk.choices or []:
+                            delta = choice.delta
+                            if delta is not None and delta.content:
+                                text.append(delta.content)
+                                yield delta.content
+                            for tc in (delta.tool_calls if delta is not None else None) or []:
+                                slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                                if tc.id:
+                                    slot["id"] = tc.id
+                                if tc.function is not None:
+                                    slot["name"] += tc.function.name or ""
+                                    slot["arguments"] += tc.function.arguments or ""
+                            if choice.finish_reason:
+                                finish = choice.finish_reason
+        except TimeoutError:
+            raise E.RequestTimedOut("stream passed its deadline") from None
+        except openai.OpenAIError as exc:
+            raise to_typed(exc, 1) from None
+        if finish == "content_filter":
+            raise E.ContentRefused("reply stopped by the content filter")
+        tool_calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items()))
+        self.result = client._finish("".join(text), tool_calls, finish, usage, model, started, None, 1)
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    details = getattr(u, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return Usage(int(u.prompt_tokens or 0), int(u.completion_tokens or 0), int(cached))
+
+
+class LLMClient:
+    """An OpenAI-compatible chat client for the DM.
+
+    Args:
+        api_key: endpoint key (validated: non-empty; ``sk-`` shape only for OpenAI's endpoint).
+        base_url: endpoint URL (OpenAI, OpenRouter, Ollama ``/v1``, llama.cpp ``/v1``).
+        default_model: model used when a call names none.
+        timeout_s: one HTTP attempt's time limit, seconds.
+        deadline_s: one call's total time limit including retries and waits, seconds.
+        max_attempts: HTTP attempts per call, first included.
+        max_concurrency / requests_per_minute / tokens_per_minute: client-side limits (0 = none).
+        prices: price table for cost in US dollars (default: the shipped table).
+    Raises:
+        UserInputError: bad key or URL.
+    """
+
+    def __init__(self, *, api_key: str, base_url: str = OPENAI_DEFAULT_BASE_URL, default_model: str = "gpt-4o-mini",
+                 timeout_s: float = 60.0, deadline_s: float = 180.0, max_attempts: int = 5,
+                 max_concurrency: int = 8, requests_per_minute: int = 0, tokens_per_minute: int = 0,
+                 prices: PriceTable | None = None) -> None:
+        self.base_url = validate_base_url(base_url)
+        key = validate_api_key(api_key, self.base_url)
+        self.default_model = default_model
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.max_attempts = max(1, max_attempts)
+        self.prices = prices or PriceTable.default()
+        self.limiter = RateLimiter(max_concurrency, requests_per_minute, tokens_per_minute)
+        self._openai = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout_s)
+        self._totals: dict[str, ModelTotals] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> LLMClient:
+        """Build from ``bot.config.Settings``. Raises ``UserInputError`` for a missing or bad key."""
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+        return cls(api_key=key, base_url=settings.openai_base_url, default_model=settings.dm_model,
+                   timeout_s=settings.llm_timeout_seconds, deadline_s=settings.llm_deadline_seconds,
+                   max_attempts=settings.llm_max_attempts, max_concurrency=settings.llm_max_concurrency,
+                   requests_per_minute=settings.llm_requests_per_minute,
+                   tokens_per_minute=settings.llm_tokens_per_minute,
+                   prices=PriceTable.default().with_overrides(settings.llm_prices_json))
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._openai.close()
+
+    def totals(self) -> dict[str, ModelTotals]:
+        """Running totals per model since this client was created (a copy)."""
+        return {k: ModelTotals(v.requests, v.prompt_tokens, v.completion_tokens, v.cached_prompt_tokens,
+                               v.cost_usd) for k, v in self._totals.items()}
+
+    # --- request shaping -------------------------------------------------------------------------
+    def _kwargs(self, messages: list[dict[str, Any]], model: str | None, temperature: float | None,
+                max_tokens: int | None, tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+        model = model or self.default_model
+        kwargs: dict[str, Any] = {"model": model}
+        if is_reasoning_model(model):
+            if _bare(model).startswith(_NO_SYSTEM):
+                messages = [{**m, "role": "user"} if m.get("role") in ("system", "developer") else m
+                            for m in messages]
+            if max_tokens is not None:
+                kwargs["max_completion_tokens"] = max_tokens
+        else:
+            if temperature is not None:
+                kwargs["temperature"] = temperature
+            if max_tokens is not None:
+                kwargs["max_tokens"] = max_tokens
+        kwargs["messages"] = messages
+        if tools:
+            kwargs["tools"] = tools
+        return kwargs
+
+    def _estimate(self, kwargs: dict[str, Any]) -> int:
+        if not self.limiter.tpm:
+            return 0
+        return count_message_tokens(kwargs["messages"], kwargs["model"]) + int(
+            kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 0)
+
+    def _finish(self, text: str, tool_calls: tuple[ToolCall, ...], finish: str | None, usage: Usage, model: str,
+                started: float, request_id: str | None, attempts: int) -> ChatResult:
+        cost = self.prices.cost(model, usage)
+        totals = self._totals.setdefault(model, ModelTotals())
+        totals.requests += 1
+        totals.prompt_tokens += usage.prompt_tokens
+        totals.completion_tokens += usage.completion_tokens
+        totals.cached_prompt_tokens += usage.cached_prompt_tokens
+        totals.cost_usd = None if cost is None or totals.cost_usd is None else totals.cost_usd + cost
+        return ChatResult(text=text, tool_calls=tool_calls, finish_reason=finish, usage=usage, cost_usd=cost,
+                          model=model, latency_s=time.perf_counter() - started, request_id=request_id,
+                          attempts=attempts)
+
+    # --- calls -----------------------------------------------------------------------------------
+    async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                   temperature: float | None = None, max_tokens: int | None = None,
+                   tools: list[dict[str, Any]] | None = None, deadline_s: float | None = None) -> ChatResult:
+        """One chat completion with retries. ``messages`` are OpenAI chat messages; ``tools`` OpenAI
+        function-tool schemas. Returns a ``ChatResult`` (cost in US dollars, latency in seconds).
+
+        Raises:
+            AuthenticationFailed, QuotaExhausted, RateLimited, ServiceUnavailable, RequestTimedOut,
+            BadRequest, ContextTooLong, ContentRefused, MalformedResponse (all ``LLMError``).
+        """
+        kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
+        deadline_s = deadline_s or self.deadline_s
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + deadline_s
+        backoff = wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
+        estimate = self._estimate(kwargs)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            asked = retry_after_seconds(exc) if exc is not None else None
+            return max(asked or 0.0, backoff(state))
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            return loop.time() + state.upcoming_sleep >= ends_at
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("model call failed: status=%s request_id=%s attempt=%d/%d; retrying in %.2f s",
+                        getattr(exc, "status_code", type(exc).__name__), getattr(exc, "request_id", None),
+                        state.attempt_number, self.max_attempts, state.upcoming_sleep)
+
+        attempts = 0
+        try:
+            async with asyncio.timeout(deadline_s):
+                async for attempt in AsyncRetrying(retry=retry_if_exception(is_transient), wait=wait, stop=stop,
+                                                   before_sleep=before_sleep, reraise=True):
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        started = time.perf_counter()
+                        async with self.limiter.slot(estimate):
+                            raw = await self._openai.chat.completions.with_raw_response.create(**kwargs)
+                        completion = raw.parse()
+                        request_id = raw.headers.get("x-request-id")
+        except TimeoutError:
+            err = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
+            log.warning("model call gave up: deadline %.1f s passed after %d attempt(s)", deadline_s, attempts)
+            raise err from None
+        except openai.OpenAIError as exc:
+            err = to_typed(exc, max(1, attempts))
+            log.warning("model call failed for good: %s status=%s request_id=%s attempts=%d",
+                        type(err).__name__, err.status, err.request_id, err.attempts)
+            raise err from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise to_typed(exc, max(1, attempts)) from None
+        try:
+            choice = completion.choices[0]
+            message = choice.message
+            text = message.content or ""
+            calls = tuple(ToolCall(tc.id, tc.function.name, tc.function.arguments or "")
+                          for tc in (message.tool_calls or []) if getattr(tc, "function", None) is not None)
+            finish = choice.finish_reason
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise E.MalformedResponse(f"completion without a message ({type(exc).__name__})",
+                                      request_id=request_id, attempts=attempts) from None
+        if finish == "content_filter":
+            raise E.ContentRefused("reply stopped by the content filter", request_id=request_id, attempts=attempts)
+        return self._finish(text, calls, finish, _usage(completion.usage), completion.model or kwargs["model"],
+                            started, request_id, attempts)
+
+    def stream_chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                    temperature: float | None = None, max_tokens: int | None = None,
+                    tools: list[dict[str, Any]] | None = None) -> ChatStream:
+        """Stream a reply: ``async for delta in stream`` yields text deltas (str); afterwards
+        ``stream.result`` is the ``ChatResult`` with usage (asked of the endpoint with
+        ``stream_options.include_usage``). A stream is not retried once text has been yielded."""
+        kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
+        return ChatStream(self, kwargs, kwargs["model"], self.deadline_s)
+
+    async def chat_completion(self, model: str, system_message: str, user_message: str,
+                              temperature: float = 0.7, max_tokens: int | None = None) -> str:
+        """The simple form: one system and one user message in, the reply text out. Raises ``LLMError``."""
+        result = await self.chat([{"role": "system", "content": system_message},
+                                  {"role": "user", "content": user_message}],
+                                 model=model, temperature=temperature, max_tokens=max_tokens)
+        return result.text
+
+    async def check(self, timeout_s: float = 10.0) -> EndpointCheck:
+        """List the endpoint's models: does it answer, and does it accept the key? Never raises for
+        endpoint trouble; ``detail`` says what happened."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                page = await self._openai.models.list()
+                models = [m.id for m in page.data]
+        except TimeoutError:
+            return EndpointCheck(False, f"no answer within {timeout_s:.0f} s", [])
+        except openai.AuthenticationError as exc:
+            return EndpointCheck(False, f"key refused ({exc.status_code})", [])
+        except openai.PermissionDeniedError as exc:
+            return EndpointCheck(False, f"key refused ({exc.status_code})", [])
+        except openai.APIConnectionError as exc:
+            return EndpointCheck(False, f"cannot connect ({type(exc.__cause__).__name__ if exc.__cause__ else 'connection refused'})", [])
+        except openai.APIStatusError as exc:
+            if exc.status_code == 404:  # some servers have no /models: it answered and took the key
+                return EndpointCheck(True, "answers (no model list at /models)", [])
+            return EndpointCheck(False, f"answered HTTP {exc.status_code}", [])
+        except Exception as exc:  # an odd body from a non-OpenAI server
+            return EndpointCheck(False, f"unreadable answer ({type(exc).__name__})", [])
+        return EndpointCheck(True, f"answers and accepts the key ({len(models)} models)", models)
