@@ -1,0 +1,181 @@
+"""The model client against a real HTTP server on 127.0.0.1 (tests/support/fake_openai.py)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from bot.errors import UserInputError
+from bot.llm import LLMClient, validate_api_key
+from bot.llm import errors as E
+from tests.support.fake_openai import Drop, Error, FakeOpenAI, Hang, Malformed, Reply, ToolCallSpec
+
+MESSAGES = [{"role": "system", "content": "You are the DM."}, {"role": "user", "content": "I open the door."}]
+
+
+def client(url: str, **kw: object) -> LLMClient:
+    options: dict = dict(api_key="sk-test-key-123456", base_url=url, default_model="gpt-4o-mini",
+                         timeout_s=5.0, deadline_s=20.0, max_attempts=4)
+    options.update(kw)
+    return LLMClient(**options)
+
+
+async def test_success_returns_text_usage_cost_and_latency() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("The door creaks open.", prompt_tokens=1000, completion_tokens=200, cached_tokens=400))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES, temperature=0.5, max_tokens=300)
+        assert result.text == "The door creaks open." and result.finish_reason == "stop"
+        assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_prompt_tokens) == (1000, 200, 400)
+        # gpt-4o-mini: 600 x 0.15 + 400 x 0.075 + 200 x 0.60 per million
+        assert result.cost_usd == pytest.approx((600 * 0.15 + 400 * 0.075 + 200 * 0.60) / 1e6)
+        assert result.latency_s > 0 and result.request_id and result.attempts == 1
+        body = server.chat_requests[0].body or {}
+        assert body["temperature"] == 0.5 and body["max_tokens"] == 300
+        assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test-key-123456"
+        assert c.totals()["gpt-4o-mini"].requests == 1
+
+
+async def test_429_waits_at_least_retry_after_ms() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(429, code="rate_limit_exceeded", retry_after_ms=300), Reply("ok"))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES)
+        assert result.text == "ok" and result.attempts == 2
+        first, second = server.chat_requests
+        assert second.at - first.at >= 0.3
+
+
+async def test_insufficient_quota_is_not_retried() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(429, code="insufficient_quota", message="You exceeded your current quota",
+                          request_id="req_quota"), Reply("never"))
+        async with client(server.url) as c:
+            with pytest.raises(E.QuotaExhausted) as info:
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 1
+        assert info.value.request_id == "req_quota" and info.value.status == 429
+        assert "sk-test-key" not in repr(info.value) + str(info.value) + info.value.player_message
+
+
+async def test_500_500_then_success() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(500), Error(503), Reply("third time lucky"))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES)
+        assert result.text == "third time lucky" and result.attempts == 3
+        assert len(server.chat_requests) == 3
+
+
+async def test_hang_past_timeout_is_a_timeout_error() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Hang(30), Hang(30))
+        async with client(server.url, timeout_s=0.3, max_attempts=2) as c:
+            with pytest.raises(E.RequestTimedOut):
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 2  # a timeout is transient: retried once
+
+
+async def test_connection_refused_is_unavailable() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    async with client(f"http://127.0.0.1:{port}/v1", max_attempts=2, deadline_s=5) as c:
+        with pytest.raises(E.ServiceUnavailable) as info:
+            await c.chat(MESSAGES)
+    assert info.value.attempts == 2
+
+
+@pytest.mark.parametrize("status,code,error", [(400, None, E.BadRequest), (401, "invalid_api_key", E.AuthenticationFailed),
+                                               (400, "context_length_exceeded", E.ContextTooLong),
+                                               (404, "model_not_found", E.BadRequest), (422, None, E.BadRequest)])
+async def test_client_errors_are_not_retried(status: int, code: str | None, error: type) -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(status, code=code), Reply("never"))
+        async with client(server.url) as c:
+            with pytest.raises(error):
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 1
+
+
+async def test_malformed_body_and_dropped_connection() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Malformed(b"{definitely not json"))
+        async with client(server.url, max_attempts=1) as c:
+            with pytest.raises(E.MalformedResponse):
+                await c.chat(MESSAGES)
+        server.push(Drop(), Reply("after the drop"))
+        async with client(server.url) as c:
+            assert (await c.chat(MESSAGES)).text == "after the drop"
+
+
+async def test_streamed_reply_with_usage() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("Torchlight flickers across the wet stone walls.", prompt_tokens=50, completion_tokens=9))
+        async with client(server.url) as c:
+            stream = c.stream_chat(MESSAGES)
+            deltas = [d async for d in stream]
+        assert len(deltas) > 1 and "".join(deltas) == "Torchlight flickers across the wet stone walls."
+        assert stream.result is not None and stream.result.usage.completion_tokens == 9
+        assert stream.result.text == "".join(deltas)
+        assert (server.chat_requests[0].body or {})["stream_options"] == {"include_usage": True}
+
+
+async def test_tool_call_reply() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(None, tool_calls=[ToolCallSpec("roll_dice", {"expression": "1d20+3", "reason": "Stealth"})]))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice",
+                                                                                     "parameters": {"type": "object"}}}])
+        assert result.finish_reason == "tool_calls" and result.text == ""
+        assert result.tool_calls[0].name == "roll_dice"
+        assert result.tool_calls[0].arguments == '{"expression": "1d20+3", "reason": "Stealth"}'
+        assert result.assistant_message()["tool_calls"][0]["function"]["name"] == "roll_dice"
+
+
+async def test_deadline_cuts_retries_short() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(503, retry_after=5), Reply("too late"))
+        async with client(server.url, deadline_s=1.0, max_attempts=5) as c:
+            with pytest.raises(E.ServiceUnavailable):
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 1  # waiting 5 s would pass the 1 s deadline: give up now
+
+
+async def test_reasoning_models_get_what_they_accept() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("a"), Reply("b"))
+        async with client(server.url) as c:
+            await c.chat(MESSAGES, model="o3-mini-2025-01-31", temperature=0.7, max_tokens=100)
+            await c.chat(MESSAGES, model="o1-mini", temperature=0.7, max_tokens=100)
+        o3, o1mini = (r.body or {} for r in server.chat_requests)
+        assert o3["max_completion_tokens"] == 100 and "max_tokens" not in o3 and "temperature" not in o3
+        assert o3["messages"][0]["role"] == "system"
+        assert [m["role"] for m in o1mini["messages"]] == ["user", "user"]
+
+
+async def test_chat_completion_simple_form_and_check() -> None:
+    async with FakeOpenAI(require_key="sk-test-key-123456") as server:
+        server.push(Reply("Roll for initiative!"))
+        async with client(server.url) as c:
+            text = await c.chat_completion("gpt-4o-mini", "You are the DM.", "Start", temperature=0.2)
+            assert text == "Roll for initiative!"
+            body = server.chat_requests[0].body or {}
+            assert body["messages"][0] == {"role": "system", "content": "You are the DM."}
+            check = await c.check()
+            assert check.ok and "gpt-4o-mini" in check.models
+        async with client(server.url, api_key="sk-wrong-key-0000") as bad:
+            check = await bad.check()
+            assert not check.ok and "401" in check.detail
+
+
+def test_key_and_url_validation() -> None:
+    with pytest.raises(UserInputError):
+        validate_api_key("", "https://api.openai.com/v1")
+    with pytest.raises(UserInputError, match="sk-"):
+        validate_api_key("abc123", "https://api.openai.com/v1")
+    assert validate_api_key("ollama", "http://localhost:11434/v1") == "ollama"
+    with pytest.raises(UserInputError):
+        LLMClient(api_key="x", base_url="ftp://nope")
