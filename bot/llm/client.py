@@ -133,7 +133,7 @@ def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
     if isinstance(exc, openai.APITimeoutError):
         return E.RequestTimedOut(f"no answer in time after {attempts} attempt(s)", attempts=attempts, request_id=rid)
     if isinstance(exc, openai.APIConnectionError):
-        return E.ServiceUnavailable(f"cannot connect to the model endpoint ({type(exc.__cause__).__name__})",
+        return E.ServiceUnavailable(f"model endpoint unreachable: {_connection_detail(exc)}",
                                     attempts=attempts)
     if isinstance(exc, openai.APIResponseValidationError):
         return E.MalformedResponse("endpoint answered with an invalid body", status=exc.status_code,
@@ -150,9 +150,7 @@ def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
             return E.RateLimited(msg, **kw)
         if code == "context_length_exceeded":
             return E.ContextTooLong(msg, **kw)
-        if status in (408,):
-            return E.RequestTimedOut(msg, **kw)
-        if status in (409,) or status >= 500:
+        if status in (408, 409) or status >= 500:
             return E.ServiceUnavailable(msg, **kw)
         if code == "content_filter" or code == "content_policy_violation":
             return E.ContentRefused(msg, **kw)
@@ -161,6 +159,24 @@ def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
         return E.MalformedResponse(f"endpoint answered with an unreadable body ({type(exc).__name__})",
                                    attempts=attempts)
     return E.LLMError(f"model call failed ({type(exc).__name__})", attempts=attempts)
+
+
+def _connection_detail(exc: BaseException) -> str:
+    """A short reason for a failed connection: "connection refused", "host not found", ..."""
+    seen: BaseException | None = exc
+    chain: list[BaseException] = []
+    while seen is not None and seen not in chain and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "host not found"
+    if "ssl" in text or "certificate" in text:
+        return "TLS handshake failed"
+    cause = chain[-1]
+    return f"cannot connect ({type(cause).__name__})"
 
 
 class ChatStream:
@@ -424,8 +440,10 @@ class LLMClient:
             return EndpointCheck(False, f"key refused ({exc.status_code})", [])
         except openai.PermissionDeniedError as exc:
             return EndpointCheck(False, f"key refused ({exc.status_code})", [])
+        except openai.APITimeoutError:
+            return EndpointCheck(False, f"no answer within {timeout_s:.0f} s", [])
         except openai.APIConnectionError as exc:
-            return EndpointCheck(False, f"cannot connect ({type(exc.__cause__).__name__ if exc.__cause__ else 'connection refused'})", [])
+            return EndpointCheck(False, _connection_detail(exc), [])
         except openai.APIStatusError as exc:
             if exc.status_code == 404:  # some servers have no /models: it answered and took the key
                 return EndpointCheck(True, "answers (no model list at /models)", [])

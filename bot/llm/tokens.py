@@ -2,9 +2,9 @@
 
 tiktoken downloads its encoding files on first use, which fails on machines without internet. The
 genuine files ship inside this package (``bot/data/tiktoken/*.tiktoken.gz``); they are decompressed,
-checked against the sha256 that tiktoken itself expects (``tiktoken_ext/openai_public.py``), and handed
-to tiktoken's own encoding constructors, so the split pattern and special tokens are tiktoken's and
-nothing is fetched.
+checked against the sha256 that tiktoken itself expects (``tiktoken_ext/openai_public.py``), parsed
+(``base64-token rank`` per line) and given to ``tiktoken.Encoding`` with tiktoken's own split pattern and
+special tokens (copied below), so counts equal ``tiktoken.get_encoding`` and nothing is fetched.
 
 Model names map to encodings as tiktoken's ``model.py`` does: gpt-4o, gpt-4.1, gpt-5 and the o-series
 use ``o200k_base``; gpt-4 and gpt-3.5 use ``cl100k_base``. Any other name (a local model on Ollama or
@@ -18,15 +18,12 @@ import gzip
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from unittest import mock
 
 import tiktoken
-from tiktoken_ext import openai_public
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +34,33 @@ EXPECTED_SHA256 = {
 }
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o", "o1", "o3", "o4")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada-002")
-_lock = threading.Lock()
 _warned: set[str] = set()
+
+# Split patterns and special tokens, copied verbatim from tiktoken 0.14's
+# ``tiktoken_ext/openai_public.py`` (functions ``cl100k_base`` and ``o200k_base``); a unit test checks
+# they still equal the installed tiktoken's. Copied rather than calling those functions, because they
+# start tiktoken's downloader.
+_ENDOFTEXT, _FIM_PREFIX, _FIM_MIDDLE, _FIM_SUFFIX, _ENDOFPROMPT = (
+    "<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>")
+ENCODING_SPECS: dict[str, dict[str, Any]] = {
+    "cl100k_base": {
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "special_tokens": {_ENDOFTEXT: 100257, _FIM_PREFIX: 100258, _FIM_MIDDLE: 100259, _FIM_SUFFIX: 100260,
+                           _ENDOFPROMPT: 100276},
+    },
+    "o200k_base": {
+        "pat_str": "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]),
+        "special_tokens": {_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    },
+}
 
 # OpenAI cookbook, "How to count tokens with tiktoken" (chat format for gpt-3.5-turbo-0613 and
 # later, gpt-4 and gpt-4o): every message costs 3 tokens of framing, a "name" 1 more, and every
@@ -79,13 +101,9 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     """
     if name not in EXPECTED_SHA256:
         raise KeyError(f"no shipped encoding {name!r}")
-    ranks = _load_ranks(name)
-    with _lock:
-        # tiktoken's constructor would download; give it our verified ranks instead, so the
-        # pattern string and special tokens are exactly tiktoken's own.
-        with mock.patch.object(openai_public, "load_tiktoken_bpe", lambda *a, **k: ranks):
-            spec: dict[str, Any] = getattr(openai_public, name)()
-    return tiktoken.Encoding(**spec)
+    spec = ENCODING_SPECS[name]
+    return tiktoken.Encoding(name=name, pat_str=spec["pat_str"], mergeable_ranks=_load_ranks(name),
+                             special_tokens=dict(spec["special_tokens"]))
 
 
 def encoding_name_for_model(model: str) -> str:
