@@ -179,3 +179,102 @@ def test_key_and_url_validation() -> None:
     assert validate_api_key("ollama", "http://localhost:11434/v1") == "ollama"
     with pytest.raises(UserInputError):
         LLMClient(api_key="x", base_url="ftp://nope")
+
+
+async def test_single_attempt_hang_is_request_timed_out() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Hang(30))
+        async with client(server.url, timeout_s=0.3, max_attempts=1) as c:
+            with pytest.raises(E.RequestTimedOut) as info:
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 1 and info.value.attempts == 1
+
+
+async def test_retry_after_seconds_header_and_exhausted_429() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(429, code="rate_limit_exceeded", retry_after=0.4),
+                    Error(429, code="rate_limit_exceeded", retry_after_ms=50, request_id="req_last"))
+        async with client(server.url, max_attempts=2) as c:
+            with pytest.raises(E.RateLimited) as info:
+                await c.chat(MESSAGES)
+        first, second = server.chat_requests
+        assert second.at - first.at >= 0.4
+        assert (info.value.status, info.value.request_id, info.value.attempts) == (429, "req_last", 2)
+
+
+@pytest.mark.parametrize("status", [408, 409, 502])
+async def test_transient_statuses_exhausted_are_unavailable(status: int) -> None:
+    async with FakeOpenAI() as server:
+        server.push(Error(status), Error(status))
+        async with client(server.url, max_attempts=2) as c:
+            with pytest.raises(E.ServiceUnavailable) as info:
+                await c.chat(MESSAGES)
+        assert len(server.chat_requests) == 2 and info.value.status == status
+
+
+async def test_content_filter_is_refused() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("", finish_reason="content_filter"), Reply("cut", finish_reason="content_filter"))
+        async with client(server.url) as c:
+            with pytest.raises(E.ContentRefused):
+                await c.chat(MESSAGES)
+            with pytest.raises(E.ContentRefused):
+                async for _ in c.stream_chat(MESSAGES):
+                    pass
+        assert len(server.chat_requests) == 2
+
+
+async def test_streamed_tool_calls_are_assembled_by_index() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("Let me roll.", tool_calls=[
+            ToolCallSpec("roll_dice", {"expression": "1d20+3", "reason": "Stealth check for the rogue"}),
+            ToolCallSpec("update_hp", {"character": "Bram", "delta": -7})], prompt_tokens=80, completion_tokens=30))
+        async with client(server.url) as c:
+            stream = c.stream_chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice"}}])
+            text = "".join([d async for d in stream])
+        result = stream.result
+        assert result is not None and text == "Let me roll." and result.finish_reason == "tool_calls"
+        assert [tc.name for tc in result.tool_calls] == ["roll_dice", "update_hp"]
+        assert result.tool_calls[0].arguments == '{"expression": "1d20+3", "reason": "Stealth check for the rogue"}'
+        assert result.tool_calls[1].arguments == '{"character": "Bram", "delta": -7}'
+        assert result.usage.prompt_tokens == 80 and c.totals()["gpt-4o-mini"].requests == 1
+
+
+async def test_totals_accumulate_and_unknown_model_cost_is_none() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply("a", prompt_tokens=1000, completion_tokens=100, cached_tokens=200),
+                    Reply("b", prompt_tokens=500, completion_tokens=50),
+                    Reply("c", prompt_tokens=10, completion_tokens=5, model="llama3.1:8b"))
+        async with client(server.url) as c:
+            await c.chat(MESSAGES)
+            await c.chat(MESSAGES)
+            local = await c.chat(MESSAGES, model="llama3.1:8b")
+        assert local.cost_usd is None
+        totals = c.totals()
+        mini = totals["gpt-4o-mini"]
+        assert (mini.requests, mini.prompt_tokens, mini.completion_tokens, mini.cached_prompt_tokens) == (2, 1500, 150, 200)
+        assert mini.cost_usd == pytest.approx((1300 * 0.15 + 200 * 0.075 + 150 * 0.60) / 1e6)
+        assert totals["llama3.1:8b"].cost_usd is None
+
+
+async def test_check_connection_refused_never_raises() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    async with client(f"http://127.0.0.1:{port}/v1") as c:
+        check = await c.check()
+    assert not check.ok and check.detail == "connection refused" and check.models == []
+
+
+def test_from_settings() -> None:
+    from bot.config import load_settings
+
+    settings = load_settings(env_file=None, openai_api_key="sk-from-settings", openai_base_url="http://127.0.0.1:9/v1",
+                             dm_model="gpt-4.1-mini", llm_max_attempts=3,
+                             llm_prices_json='{"gpt-4.1-mini": {"input": 1, "output": 2}}')
+    c = LLMClient.from_settings(settings)
+    assert (c.default_model, c.max_attempts, c.base_url) == ("gpt-4.1-mini", 3, "http://127.0.0.1:9/v1")
+    assert c.prices.price_for("gpt-4.1-mini").output == 2  # type: ignore[union-attr]
+    with pytest.raises(UserInputError):
+        LLMClient.from_settings(load_settings(env_file=None, openai_api_key=None))
