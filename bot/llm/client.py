@@ -205,6 +205,8 @@ class ChatStream:
                     finish: str | None = None
                     usage = Usage()
                     model = self._model
+                    response = getattr(stream, "response", None)
+                    request_id = response.headers.get("x-request-id") if response is not None else None
                     async for chunk in stream:
                         model = getattr(chunk, "model", None) or model
                         if getattr(chunk, "usage", None):
@@ -228,9 +230,9 @@ class ChatStream:
         except openai.OpenAIError as exc:
             raise to_typed(exc, 1) from None
         if finish == "content_filter":
-            raise E.ContentRefused("reply stopped by the content filter")
+            raise E.ContentRefused("reply stopped by the content filter", request_id=request_id)
         tool_calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items()))
-        self.result = client._finish("".join(text), tool_calls, finish, usage, model, started, None, 1)
+        self.result = client._finish("".join(text), tool_calls, finish, usage, model, started, request_id, 1)
 
 
 def _usage(u: Any) -> Usage:

@@ -119,7 +119,7 @@ async def test_streamed_reply_with_usage() -> None:
             deltas = [d async for d in stream]
         assert len(deltas) > 1 and "".join(deltas) == "Torchlight flickers across the wet stone walls."
         assert stream.result is not None and stream.result.usage.completion_tokens == 9
-        assert stream.result.text == "".join(deltas)
+        assert stream.result.text == "".join(deltas) and stream.result.request_id
         assert (server.chat_requests[0].body or {})["stream_options"] == {"include_usage": True}
 
 
