@@ -1,95 +1,175 @@
 """The prompt of a turn, bounded and cache-friendly.
 
-Prompt = [system: DM persona, rules, campaign, rating, style] + [system: party sheets] + [system: the
-story so far (running summary)] + the newest story messages that fit ``history_token_budget`` + the
-turn's actions. The first three are built once and cached until the party, summary or options change,
-so they stay byte-identical between turns and endpoints that cache prompt prefixes can reuse them.
+A turn's prompt, in order::
+
+    system     DM persona and rules, campaign (title, setting, tone), content rating and style, and the
+               running summary ("the story so far")                          -- cached, byte-identical
+    user/asst  the newest story messages that fit ``history_token_budget``: each past turn's actions
+               and table notes as ONE user message, the DM's narration as the assistant message
+                                                                              -- sticky window, see below
+    user       "[Table]: the party now: <sheets>" + this turn's actions, one line each
+
+Why the party sheets come last rather than right after the system message (as first sketched in the
+design): hit points, conditions and items change in most combat turns; placed early, every change would
+alter the prompt before the whole history and defeat the endpoint's prefix cache. Placed in the final
+message, a sheet change only touches the tail. Having a single leading system message and alternating
+user/assistant messages also keeps strict chat templates (Mistral, Llama 2 on llama.cpp/Ollama) happy.
 
 The history window is *sticky*: it starts at a fixed message and only jumps forward (to about 60% of
 the budget) when the budget is exceeded, so consecutive prompts share the window's beginning too.
+Messages are chosen newest-first by their token counts stored at insert time; nothing is recounted.
 
-Player text only ever appears inside user-role messages, labelled with the character name and
-delimited by ``<<<`` ``>>>``; it is never spliced into a system message.
+Player text only ever appears inside user-role messages, labelled with the character's name and
+delimited by ``<<<`` ``>>>``; delimiters and brackets inside player text and names are neutralised so a
+player cannot close the quote or forge a label. Player-written campaign premises and backstories are
+quoted the same way.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary
 
-MESSAGE_OVERHEAD_TOKENS = 8  # role + label + delimiters, per history message (estimate)
+MESSAGE_OVERHEAD_TOKENS = 8  # role + label + delimiters, per history message (estimate, tokens)
 JUMP_TO_FRACTION = 0.6
 
-_RATING_RULES = {
-    "family": "Keep everything suitable for children: no gore, no cruelty, no romance beyond friendship, no swearing.",
+RATING_RULES = {
+    "family": "Keep everything suitable for children: no gore, no cruelty, no romance beyond friendship, "
+              "no swearing.",
     "teen": "Violence and peril are fine without graphic gore; no sexual content; mild language only.",
-    "mature": "Dark themes and graphic violence are allowed when the story calls for them; no sexual content involving minors, ever.",
+    "mature": "Dark themes and graphic violence are allowed when the story calls for them; no sexual "
+              "content involving minors, ever.",
 }
 
+_NAME_JUNK = re.compile(r"[\[\]<>\x00-\x1f\x7f]+")
 
+
+@lru_cache(maxsize=1)
 def _template() -> str:
+    """The DM system prompt template shipped as ``bot/game/prompts/dm_system.md``."""
     return resources.files("bot.game").joinpath("prompts/dm_system.md").read_text(encoding="utf-8")
 
 
-_TEMPLATE: str | None = None
+def quote(text: str) -> str:
+    """Player text made safe to put between ``<<<`` and ``>>>``: inner delimiters are neutralised."""
+    if "<<<" in text or ">>>" in text:
+        text = text.replace("<<<", "< < <").replace(">>>", "> > >")
+    return text
 
 
-def system_prompt(campaign: Campaign, config: GuildConfig) -> str:
-    """The DM persona and rules with the campaign's title, setting, tone and the server's rating/style."""
-    global _TEMPLATE  # read-only after first load: the file ships with the package
-    if _TEMPLATE is None:
-        _TEMPLATE = _template()
-    return _TEMPLATE.format(
-        content_rating=config.content_rating, rating_rule=_RATING_RULES.get(config.content_rating, ""),
-        dm_style=config.dm_style or "classic", title=campaign.title,
-        setting=campaign.setting or "(the DM decides)", tone=campaign.tone or "(the DM decides)")
+def clean_name(name: str) -> str:
+    """A display or character name made safe for a ``[label]``: no brackets, angle brackets or control
+    characters, at most 60 characters."""
+    cleaned = " ".join(_NAME_JUNK.sub(" ", name).split())
+    return cleaned[:60] or "someone"
 
 
-def party_block(party: Sequence[Character]) -> str:
-    """The party's sheets as compact text for the prompt."""
-    if not party:
-        return "The party: nobody has joined yet."
-    lines = ["The party (player characters):"]
-    for c in party:
-        lines.append(
-            f"- {c.name}: level {c.level} {c.ancestry} {c.char_class}, HP {c.hp}/{c.max_hp}, AC {c.ac}"
-            + (f", conditions: {', '.join(c.conditions)}" if c.conditions else "")
-            + (f", carrying: {', '.join(c.inventory)}" if c.inventory else "")
-            + f" (played by {c.player_name})"
-            + (f". Backstory: {c.backstory}" if c.backstory else ""))
-    return "\n".join(lines)
+def system_prompt(campaign: Campaign, config: GuildConfig, summary: Summary | None = None) -> str:
+    """The one system message: DM persona and rules with the campaign's title, setting and tone, the
+    server's content rating and style, and the running summary (if any)."""
+    text = _template().format(
+        content_rating=config.content_rating, rating_rule=RATING_RULES.get(config.content_rating, ""),
+        dm_style=config.dm_style or "classic", title=quote(campaign.title),
+        setting=quote(campaign.setting or "(the DM decides)"), tone=quote(campaign.tone or "(the DM decides)"))
+    return text.rstrip("\n") + "\n\n" + summary_block(summary)
 
 
 def summary_block(summary: Summary | None) -> str:
-    """The running summary as a system message text."""
+    """The running summary as a section of the system message."""
     if summary is None or not summary.content.strip():
         return "The story so far: the campaign is just beginning."
-    return "The story so far (summary of earlier sessions):\n" + summary.content
+    return "The story so far (summary of earlier play):\n" + summary.content.strip()
+
+
+def party_block(party: Sequence[Character]) -> str:
+    """The party's current sheets as a compact ``[Table]`` paragraph for the turn's last message."""
+    if not party:
+        return "[Table]: The party: nobody has joined with a character yet."
+    lines = ["[Table]: The party now:"]
+    for c in party:
+        lines.append(
+            f"- {clean_name(c.name)}: level {c.level} {clean_name(c.ancestry)} {clean_name(c.char_class)}, "
+            f"HP {c.hp}/{c.max_hp}, AC {c.ac}"
+            + (f", conditions: {', '.join(c.conditions)}" if c.conditions else "")
+            + (f", carrying: {', '.join(c.inventory)}" if c.inventory else "")
+            + f" (played by {clean_name(c.player_name)})"
+            + (f". Backstory: <<<{quote(c.backstory)}>>>" if c.backstory else ""))
+    return "\n".join(lines)
 
 
 def label(msg: StoryMessage) -> str:
-    """How a player's action is labelled: ``Aria (player: bob)`` or the display name alone."""
+    """How a player's action is labelled: ``Aria (player: bob)``, or ``bob (no character yet)``."""
     if msg.character_name:
-        return f"{msg.character_name} (player: {msg.author_name})"
-    return f"{msg.author_name} (no character yet)"
+        return f"{clean_name(msg.character_name)} (player: {clean_name(msg.author_name)})"
+    return f"{clean_name(msg.author_name)} (no character yet)"
+
+
+def line(msg: StoryMessage) -> str:
+    """One non-DM story message as a line of a user message: a delimited action or a table note."""
+    if msg.role == "system":
+        return f"[Table]: {msg.content}"
+    return f"[{label(msg)}]: <<<{quote(msg.content)}>>>"
 
 
 def render(msg: StoryMessage) -> dict[str, Any]:
-    """A stored story message as a chat message: player → user (delimited), DM → assistant,
-    table notes (rolls, joins) → user with a ``[Table]`` label."""
+    """A single stored story message as a chat message (DM → assistant, anything else → user)."""
     if msg.role == "dm":
         return {"role": "assistant", "content": msg.content}
-    if msg.role == "system":
-        return {"role": "user", "content": f"[Table]: {msg.content}"}
-    return {"role": "user", "content": f"[{label(msg)}]: <<<{msg.content}>>>"}
+    return {"role": "user", "content": line(msg)}
+
+
+def render_history(window: Sequence[StoryMessage]) -> list[dict[str, Any]]:
+    """The history window as alternating chat messages: consecutive actions and table notes become ONE
+    user message (one line each), each DM reply an assistant message. Leading DM replies (without the
+    actions they answered) are dropped so the history starts with a user message."""
+    out: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for msg in window:
+        if msg.role == "dm":
+            if lines:
+                out.append({"role": "user", "content": "\n".join(lines)})
+                lines = []
+            if out:
+                out.append({"role": "assistant", "content": msg.content})
+        else:
+            lines.append(line(msg))
+    if lines:
+        out.append({"role": "user", "content": "\n".join(lines)})
+    return out
+
+
+def render_turn(party_text: str, actions: Sequence[StoryMessage], lead: str = "") -> dict[str, Any]:
+    """The turn's last user message: ``lead`` (table notes since the last reply, if any), the party's
+    sheets, then this turn's actions, one line each, in order."""
+    parts = [lead, party_text, "\n".join(line(a) for a in actions)]
+    return {"role": "user", "content": "\n\n".join(p for p in parts if p)}
 
 
 def render_actions(actions: Sequence[StoryMessage]) -> dict[str, Any]:
-    """This turn's actions as ONE user message, one line per action, in order."""
-    return {"role": "user", "content": "\n".join(f"[{label(a)}]: <<<{a.content}>>>" for a in actions)}
+    """This turn's actions alone as ONE user message (one line per action, in order)."""
+    return {"role": "user", "content": "\n".join(line(a) for a in actions)}
+
+
+def build_prompt(system: str, window: Sequence[StoryMessage], party_text: str,
+                 actions: Sequence[StoryMessage]) -> list[dict[str, Any]]:
+    """The whole prompt of a turn (a new list; nothing passed in is mutated).
+
+    Args:
+        system: the cached ``system_prompt`` text.
+        window: history messages chosen by ``HistoryWindow.select``, oldest first.
+        party_text: the cached ``party_block`` text.
+        actions: this turn's actions, oldest first.
+    """
+    history = render_history(window)
+    lead = ""
+    if history and history[-1]["role"] == "user":  # table notes after the last reply: same message
+        lead = history.pop()["content"]
+    return [{"role": "system", "content": system}, *history, render_turn(party_text, actions, lead)]
 
 
 def message_cost(msg: StoryMessage) -> int:
@@ -100,34 +180,48 @@ def message_cost(msg: StoryMessage) -> int:
 class HistoryWindow:
     """Chooses which history messages go into the prompt, keeping the start sticky.
 
-    ``start_id`` is the id of the first message in the window; it only moves forward.
+    ``start_id`` is the id of the first message in the window (0: the start of the history). It only
+    moves forward; when that message leaves the history (folded into the summary, undone), the
+    window starts at the beginning of what is left.
     """
+
+    __slots__ = ("start_id",)
 
     def __init__(self) -> None:
         self.start_id = 0
 
     def select(self, history: Sequence[StoryMessage], budget: int) -> list[StoryMessage]:
-        """Messages of ``history`` (oldest first) from the sticky start that fit ``budget`` tokens.
+        """Messages of ``history`` (oldest first, ids ascending) from the sticky start that fit
+        ``budget`` tokens (``message_cost`` each).
 
         When the messages from the current start exceed the budget, the start jumps forward so that
-        about 60% of the budget is used, leaving room to grow before the next jump.
+        about 60% of the budget is used (newest first), leaving room to grow before the next jump. The
+        window then starts at a player action, so no reply appears without what it answered.
         """
-        window = [m for m in history if m.id >= self.start_id]
-        total = sum(message_cost(m) for m in window)
+        first = 0
+        if self.start_id:  # by identity, not by id order: ids are not monotonic in story order
+            for i, m in enumerate(history):
+                if m.id == self.start_id:
+                    first = i
+                    break
+        total = 0
+        for i in range(first, len(history)):
+            total += history[i].token_count
+        total += MESSAGE_OVERHEAD_TOKENS * (len(history) - first)
         if total <= budget:
-            return window
+            return list(history[first:])
         target = int(budget * JUMP_TO_FRACTION)
-        kept: list[StoryMessage] = []
         used = 0
-        for m in reversed(window):
-            cost = message_cost(m)
-            if used + cost > target and kept:
+        cut = len(history)
+        while cut > first:
+            cost = message_cost(history[cut - 1])
+            if used + cost > target and cut < len(history):
                 break
-            kept.append(m)
             used += cost
-        kept.reverse()
-        # Start the window at a turn boundary: drop leading DM replies / notes without their actions.
-        while len(kept) > 1 and kept[0].role != "player":
-            kept.pop(0)
-        self.start_id = kept[0].id if kept else self.start_id
-        return kept
+            cut -= 1
+        # Start at a turn boundary: skip leading DM replies / notes that lack their actions.
+        while cut < len(history) - 1 and history[cut].role != "player":
+            cut += 1
+        if cut < len(history):
+            self.start_id = history[cut].id
+        return list(history[cut:])

@@ -21,7 +21,7 @@ MAX_SIDES = 1000
 MAX_BREAKDOWN_CHARS = 400
 
 _SIDES = re.compile(r"d\s*(\d+)", re.I)
-_ADVANTAGE = re.compile(r"^\s*(adv|advantage|dis|disadvantage)\s*", re.I)
+_ADVANTAGE = re.compile(r"^\s*(advantage|adv|disadvantage|dis)\b\s*", re.I)
 
 
 class DiceError(UserInputError):

@@ -1,13 +1,17 @@
-"""Tools the DM model may call; code performs them, so numbers stay honest.
+"""Tools the DM model may call; code performs them, so the numbers stay honest.
 
-- ``roll_dice(expression, reason, character?)``: a real roll with d20; the result is shown to the
-  table with its breakdown and stored with the turn.
-- ``update_character(character, hp_change?, set_hp?, add_conditions?, remove_conditions?,
-  add_items?, remove_items?)``: change a sheet within its rules (HP stays within 0..max HP).
+- ``roll_dice(expression, reason, character?, advantage?)``: a real roll with d20; the result goes back
+  to the model, is shown to the table with its breakdown and stored with the turn.
+- ``update_character(character, hp_change?, set_hp?, add_conditions?, remove_conditions?, add_items?,
+  remove_items?)``: change a player character's sheet within its rules: hit points stay within
+  0..max HP (the result says when a change was clamped), removing an item the character does not
+  carry is refused. Maximum HP, AC, level and names are the players' to change, not the model's.
 - ``get_character(character)``: read a sheet.
 
-An unknown tool, arguments that are not a JSON object, or an impossible change produce
-``{"error": "..."}`` for the model to read; nothing here raises into the turn.
+Anything wrong — an unknown tool, arguments that are not a JSON object, a missing or mistyped field,
+an unknown character, an impossible change — produces ``{"error": "..."}`` for the model to read and
+correct; nothing here raises into the turn. Model output never reaches settings or other campaigns:
+the tools only see the ``ToolContext`` of the current turn.
 """
 
 from __future__ import annotations
@@ -24,25 +28,34 @@ from bot.models import Character, RollRecord
 
 log = logging.getLogger(__name__)
 
+MAX_LIST_ITEMS = 20  # items per add/remove list in one call
+MAX_ITEM_CHARS = 80
+MAX_CONDITIONS = 20
+MAX_INVENTORY = 60
+MAX_HP_CHANGE = 10_000
+
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
 TOOL_SCHEMAS: list[dict[str, Any]] = [
     {"type": "function", "function": {
         "name": "roll_dice",
-        "description": "Roll dice for real. Use for every check, save, attack, damage or random table. "
-                       "Examples: 1d20+5, 2d20kh1+3 (advantage), 2d20kl1 (disadvantage), 8d6, 4d6kh3.",
+        "description": "Roll dice for real. Use it for every check, save, attack, damage or random table; "
+                       "never invent a result. Examples: 1d20+5, 2d6+3, 8d6, 4d6kh3.",
         "parameters": {"type": "object", "properties": {
-            "expression": {"type": "string", "description": "Dice expression"},
-            "reason": {"type": "string", "description": "What the roll is for, e.g. 'Aria: Perception check'"},
-            "character": {"type": "string", "description": "Character name the roll belongs to, if any"},
+            "expression": {"type": "string", "description": "Dice expression, e.g. 1d20+5"},
+            "reason": {"type": "string", "description": "What the roll is for, e.g. 'Perception check'"},
+            "character": {"type": "string", "description": "Name of the character rolling, if any"},
+            "advantage": {"type": "string", "enum": ["none", "advantage", "disadvantage"],
+                          "description": "Roll the first d20 twice and keep the higher/lower"},
         }, "required": ["expression", "reason"]}}},
     {"type": "function", "function": {
         "name": "update_character",
-        "description": "Change a player character's sheet: hit points, conditions, inventory.",
+        "description": "Change a player character's sheet: hit points, conditions, inventory. Call it "
+                       "whenever the story deals damage, heals, adds/removes a condition or an item.",
         "parameters": {"type": "object", "properties": {
-            "character": {"type": "string"},
+            "character": {"type": "string", "description": "The player character's name"},
             "hp_change": {"type": "integer", "description": "Damage as negative, healing as positive"},
-            "set_hp": {"type": "integer"},
+            "set_hp": {"type": "integer", "description": "Set current hit points directly"},
             "add_conditions": _STR_LIST, "remove_conditions": _STR_LIST,
             "add_items": _STR_LIST, "remove_items": _STR_LIST,
         }, "required": ["character"]}}},
@@ -56,9 +69,15 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
 
 @dataclass
 class ToolContext:
-    """What a tool call can see and change during one turn.
+    """What tool calls can see and change during one turn.
 
-    ``update`` persists a sheet change (character id, field changes) and returns the new sheet.
+    Attributes:
+        campaign_id, turn: where rolls are recorded.
+        party: the active characters (updated in place as sheets change).
+        update: ``await update(character_id, **fields) -> Character`` persists a sheet change.
+        rolls: rolls made this turn, in order.
+        changes: one short sentence per sheet change ("Borin: HP 12 → 8"), in order.
+        calls: ``(tool name, arguments text, result text)`` of every call, in order.
     """
 
     campaign_id: int
@@ -66,25 +85,31 @@ class ToolContext:
     party: list[Character]
     update: Callable[..., Awaitable[Character]]
     rolls: list[RollRecord] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
 
     def find(self, name: Any) -> Character | None:
-        if not isinstance(name, str):
+        """The party member called ``name`` (case-insensitive; a first name is enough when unique)."""
+        if not isinstance(name, str) or not name.strip():
             return None
         wanted = name.strip().casefold()
         for c in self.party:
             if c.name.casefold() == wanted:
                 return c
-        first = wanted.split()[0] if wanted else ""
-        for c in self.party:  # "Aria Moonwhisper" asked as "Aria"
-            if first and c.name.casefold().split()[0] == first:
-                return c
-        return None
+        first = wanted.split()[0]
+        matches = [c for c in self.party if c.name.casefold().split()[0] == first]
+        return matches[0] if len(matches) == 1 else None
 
 
 def sheet_dict(c: Character) -> dict[str, Any]:
+    """A character sheet as the JSON the model reads."""
     return {"name": c.name, "class": c.char_class, "ancestry": c.ancestry, "level": c.level,
             "hp": c.hp, "max_hp": c.max_hp, "ac": c.ac, "conditions": list(c.conditions),
             "inventory": list(c.inventory)}
+
+
+class _Bad(ValueError):
+    """An argument the model got wrong; the message goes back to it."""
 
 
 def _strs(value: Any, name: str) -> list[str]:
@@ -93,20 +118,39 @@ def _strs(value: Any, name: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
-    return [v.strip()[:80] for v in value if v.strip()][:20]
+        raise _Bad(f"{name} must be a list of strings")
+    if len(value) > MAX_LIST_ITEMS:
+        raise _Bad(f"{name} takes at most {MAX_LIST_ITEMS} entries per call")
+    return [v.strip()[:MAX_ITEM_CHARS] for v in value if v.strip()]
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad(f"{name} must be a whole number")
+    if not abs(value) <= MAX_HP_CHANGE:  # also catches NaN
+        raise _Bad(f"{name} is out of range")
+    if value != int(value):
+        raise _Bad(f"{name} must be a whole number")
+    return int(value)
 
 
 async def _roll_dice(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     expression = args.get("expression")
     if not isinstance(expression, str):
         return {"error": "expression must be a string like '1d20+5'"}
-    character = ctx.find(args.get("character"))
+    adv = args.get("advantage") or "none"
+    if adv not in ("none", "advantage", "disadvantage"):
+        return {"error": "advantage must be 'none', 'advantage' or 'disadvantage'"}
+    if adv != "none":
+        expression = f"{'adv' if adv == 'advantage' else 'dis'} {expression}"
+    who = args.get("character")
+    character = ctx.find(who)
+    name = character.name if character else (who.strip()[:40] if isinstance(who, str) and who.strip() else None)
     try:
-        record = make_roll(expression, reason=str(args.get("reason") or ""), roller_id=None,
-                           roller_name="DM", character_name=character.name if character else
-                           (str(args["character"])[:40] if isinstance(args.get("character"), str) else None),
-                           campaign_id=ctx.campaign_id, turn=ctx.turn, by_dm=True)
+        record = make_roll(expression, reason=str(args.get("reason") or ""), roller_id=None, roller_name="DM",
+                           character_name=name, campaign_id=ctx.campaign_id, turn=ctx.turn, by_dm=True)
     except UserInputError as exc:
         return {"error": str(exc)}
     ctx.rolls.append(record)
@@ -117,40 +161,77 @@ async def _update_character(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
     c = ctx.find(args.get("character"))
     if c is None:
         return {"error": f"no player character named {args.get('character')!r}; the party is: "
-                         + ", ".join(p.name for p in ctx.party)}
+                         + (", ".join(p.name for p in ctx.party) or "nobody")}
+    notes: list[str] = []
     try:
-        hp = c.hp
-        if args.get("set_hp") is not None:
-            if not isinstance(args["set_hp"], int):
-                raise ValueError("set_hp must be an integer")
-            hp = args["set_hp"]
-        if args.get("hp_change") is not None:
-            if not isinstance(args["hp_change"], int):
-                raise ValueError("hp_change must be an integer")
-            hp += args["hp_change"]
-        hp = max(0, min(hp, c.max_hp))
-        conditions = [x for x in c.conditions
-                      if x.casefold() not in {r.casefold() for r in _strs(args.get("remove_conditions"), "remove_conditions")}]
-        conditions += [x for x in _strs(args.get("add_conditions"), "add_conditions")
-                       if x.casefold() not in {y.casefold() for y in conditions}]
+        set_hp = _int(args.get("set_hp"), "set_hp")
+        hp_change = _int(args.get("hp_change"), "hp_change")
+        remove_conditions = {r.casefold() for r in _strs(args.get("remove_conditions"), "remove_conditions")}
+        add_conditions = _strs(args.get("add_conditions"), "add_conditions")
+        remove_items = _strs(args.get("remove_items"), "remove_items")
+        add_items = _strs(args.get("add_items"), "add_items")
+        hp = c.hp if set_hp is None else set_hp
+        hp += hp_change or 0
+        if not 0 <= hp <= c.max_hp:
+            notes.append(f"hit points clamped to 0..{c.max_hp} (asked for {hp})")
+            hp = max(0, min(hp, c.max_hp))
+        conditions = [x for x in c.conditions if x.casefold() not in remove_conditions]
+        conditions += [x for x in add_conditions if x.casefold() not in {y.casefold() for y in conditions}]
+        if len(conditions) > MAX_CONDITIONS:
+            raise _Bad(f"a character can have at most {MAX_CONDITIONS} conditions")
         inventory = list(c.inventory)
-        for item in _strs(args.get("remove_items"), "remove_items"):
+        for item in remove_items:
             match = next((i for i in inventory if i.casefold() == item.casefold()), None)
             if match is None:
-                raise ValueError(f"{c.name} does not carry {item!r}")
+                raise _Bad(f"{c.name} does not carry {item!r}; inventory: {', '.join(inventory) or 'nothing'}")
             inventory.remove(match)
-        inventory += _strs(args.get("add_items"), "add_items")
-    except ValueError as exc:
+        inventory += add_items
+        if len(inventory) > MAX_INVENTORY:
+            raise _Bad(f"a character can carry at most {MAX_INVENTORY} items")
+    except _Bad as exc:
         return {"error": str(exc)}
-    updated = await ctx.update(c.id, hp=hp, conditions=conditions[:20], inventory=inventory[:50])
+    changed: dict[str, Any] = {}
+    if hp != c.hp:
+        changed["hp"] = hp
+    if tuple(conditions) != c.conditions:
+        changed["conditions"] = conditions
+    if tuple(inventory) != c.inventory:
+        changed["inventory"] = inventory
+    if not changed:
+        return {"ok": True, "unchanged": True, "sheet": sheet_dict(c), **({"note": notes} if notes else {})}
+    updated = await ctx.update(c.id, **changed)
     ctx.party[:] = [updated if p.id == updated.id else p for p in ctx.party]
-    return {"ok": True, "sheet": sheet_dict(updated)}
+    ctx.changes.append(describe_change(c, updated))
+    result: dict[str, Any] = {"ok": True, "sheet": sheet_dict(updated)}
+    if notes:
+        result["note"] = notes
+    return result
+
+
+def describe_change(before: Character, after: Character) -> str:
+    """One short sentence for the table: ``Borin: HP 12 → 8; +poisoned; -rope``."""
+    parts = []
+    if after.hp != before.hp:
+        parts.append(f"HP {before.hp} → {after.hp}/{after.max_hp}")
+    parts += [f"+{x}" for x in after.conditions if x not in before.conditions]
+    parts += [f"no longer {x}" for x in before.conditions if x not in after.conditions]
+    gained = list(after.inventory)
+    for item in before.inventory:
+        if item in gained:
+            gained.remove(item)
+    lost = list(before.inventory)
+    for item in after.inventory:
+        if item in lost:
+            lost.remove(item)
+    parts += [f"gains {x}" for x in gained] + [f"loses {x}" for x in lost]
+    return f"{after.name}: {'; '.join(parts) or 'sheet updated'}"
 
 
 async def _get_character(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     c = ctx.find(args.get("character"))
     if c is None:
-        return {"error": f"no player character named {args.get('character')!r}"}
+        return {"error": f"no player character named {args.get('character')!r}; the party is: "
+                         + (", ".join(p.name for p in ctx.party) or "nobody")}
     return sheet_dict(c)
 
 
@@ -158,22 +239,36 @@ _TOOLS = {"roll_dice": _roll_dice, "update_character": _update_character, "get_c
 
 
 async def run_tool(ctx: ToolContext, name: str, arguments: str) -> str:
-    """Perform one tool call and return its result as JSON text (``{"error": ...}`` on any problem)."""
+    """Perform one tool call and return its result as JSON text (``{"error": ...}`` on any problem).
+
+    Args:
+        ctx: the turn's tool context (rolls and changes are appended to it).
+        name: the tool name the model asked for.
+        arguments: the JSON text the model sent.
+    Never raises (except ``asyncio.CancelledError``).
+    """
     tool = _TOOLS.get(name)
     if tool is None:
-        return json.dumps({"error": f"unknown tool {name!r}; available: {', '.join(_TOOLS)}"})
-    try:
-        args = json.loads(arguments or "{}")
-    except json.JSONDecodeError as exc:
-        return json.dumps({"error": f"arguments are not valid JSON: {exc.msg}"})
-    if not isinstance(args, dict):
-        return json.dumps({"error": "arguments must be a JSON object"})
-    try:
-        return json.dumps(await tool(ctx, args))
-    except Exception:  # a tool bug must not kill the turn
-        log.exception("tool %s failed", name)
-        return json.dumps({"error": "the tool failed; continue without it"})
+        out = json.dumps({"error": f"unknown tool {name!r}; available: {', '.join(_TOOLS)}"})
+    else:
+        try:
+            args = json.loads(arguments or "{}")
+        except (json.JSONDecodeError, TypeError) as exc:
+            args = None
+            out = json.dumps({"error": f"arguments are not valid JSON: {getattr(exc, 'msg', exc)}"})
+        if args is not None:
+            if not isinstance(args, dict):
+                out = json.dumps({"error": "arguments must be a JSON object"})
+            else:
+                try:
+                    out = json.dumps(await tool(ctx, args), ensure_ascii=False)
+                except Exception:  # a tool bug must not kill the turn
+                    log.exception("tool %s failed", name)
+                    out = json.dumps({"error": "the tool failed; continue without it"})
+    ctx.calls.append((str(name)[:60], str(arguments)[:500], out))
+    return out
 
 
 def tool_names(schemas: Sequence[dict[str, Any]] = TOOL_SCHEMAS) -> list[str]:
+    """The names of the tools in ``schemas``."""
     return [s["function"]["name"] for s in schemas]

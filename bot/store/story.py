@@ -81,7 +81,8 @@ class StoryStore:
                             dm_content: str, dm_token_count: int,
                             rolls: Sequence[RollRecord] = (),
                             notes: Sequence[tuple[str, int]] = (),
-                            replaces_dm_message_id: int | None = None
+                            replaces_dm_message_id: int | None = None,
+                            replaces_message_ids: Sequence[int] = ()
                             ) -> tuple[list[StoryMessage], StoryMessage]:
         """Finish a turn atomically: the actions become ``answered`` in ``turn``, the DM's reply and
         the rolls are stored, and the campaign's turn counter becomes ``turn``.
@@ -89,7 +90,8 @@ class StoryStore:
         ``notes`` are table notes ``(text, token_count)`` (e.g. the dice results) stored as ``system``
         story messages just before the reply, so the model remembers them in later turns.
         ``replaces_dm_message_id`` (for /retry) marks that earlier DM reply ``undone`` in the same
-        transaction. Returns ``(stored notes, stored DM message)``.
+        transaction, as are ``replaces_message_ids`` (the replaced reply's table notes: dice and sheet
+        changes that no longer hold). Returns ``(stored notes, stored DM message)``.
         """
         now = time.time()
         async with self.db.transaction() as conn:
@@ -101,6 +103,11 @@ class StoryStore:
             if replaces_dm_message_id is not None:
                 await conn.execute("UPDATE story_messages SET state = 'undone' WHERE id = ?",
                                    (replaces_dm_message_id,))
+            if replaces_message_ids:
+                marks = ",".join("?" * len(replaces_message_ids))
+                await conn.execute(
+                    f"UPDATE story_messages SET state = 'undone' WHERE id IN ({marks}) AND campaign_id = ?",
+                    (*replaces_message_ids, campaign_id))
             stored_notes: list[StoryMessage] = []
             for text, tokens in notes:
                 cursor = await conn.execute(

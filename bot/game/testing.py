@@ -1,0 +1,168 @@
+"""In-process doubles for driving the game core without a network or real waiting: a scripted model
+(``ModelPort``), a narrator that records replies, and ``settle`` to wait until the core has reacted.
+
+Used by the unit tests and by ``python -m bot play --offline``-style experiments; integration tests use
+the real ``LLMClient`` against ``tests/support/fake_openai.py`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.game.api import DMReply
+from bot.game.turns import ManualClock
+from bot.llm.types import ChatResult, ToolCall, Usage
+
+_ids = itertools.count(1)
+
+
+def reply(text: str = "The DM nods.", *tool_calls: tuple[str, dict[str, Any] | str],
+          prompt_tokens: int = 100, completion_tokens: int = 20, model: str = "gpt-4o-mini") -> ChatResult:
+    """A ``ChatResult`` with ``text`` and tool calls given as ``(name, arguments)`` (a dict, sent as
+    JSON, or raw text to simulate malformed JSON)."""
+    calls = tuple(ToolCall(id=f"call_{next(_ids)}", name=name,
+                           arguments=args if isinstance(args, str) else json.dumps(args))
+                  for name, args in tool_calls)
+    return ChatResult(text=text if not calls else "", tool_calls=calls,
+                      finish_reason="tool_calls" if calls else "stop",
+                      usage=Usage(prompt_tokens, completion_tokens, 0), cost_usd=0.0001, model=model)
+
+
+@dataclass
+class Held:
+    """A scripted step that waits until ``release`` is set, then answers with ``result``."""
+
+    result: ChatResult | Exception
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Step = ChatResult | Exception | Held | Callable[[list[dict[str, Any]]], ChatResult]
+
+
+@dataclass
+class Request:
+    """One recorded ``chat`` call: a deep-enough copy of the messages and the keyword arguments."""
+
+    messages: list[dict[str, Any]]
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    tools: list[dict[str, Any]] | None
+
+    @property
+    def is_summary(self) -> bool:
+        """True for a memory-fold request (its system message is the summariser's instructions)."""
+        return str(self.messages[0].get("content", "")).startswith("You keep the campaign notes")
+
+
+class ScriptedModel:
+    """A ``ModelPort`` answering from a queue of steps, then from ``default(messages)``.
+
+    Steps: a ``ChatResult``, an exception (raised), a ``Held`` step, or a callable
+    ``messages -> ChatResult``. Summary requests can be answered separately by ``summarize``
+    (default: a short fixed summary), so turn scripts are not consumed by background folds.
+    """
+
+    def __init__(self, default: Callable[[list[dict[str, Any]]], ChatResult] | None = None,
+                 summarize: Callable[[list[dict[str, Any]]], ChatResult | Exception] | None = None) -> None:
+        self.queue: deque[Step] = deque()
+        self.default = default or (lambda messages: reply("The DM nods."))
+        self.summarize = summarize or (lambda messages: reply("Earlier, the party explored and fought."))
+        self.requests: list[Request] = []
+
+    def push(self, *steps: Step) -> None:
+        """Queue steps, each answering one turn request, in order."""
+        self.queue.extend(steps)
+
+    @property
+    def turn_requests(self) -> list[Request]:
+        """Requests that were not memory folds."""
+        return [r for r in self.requests if not r.is_summary]
+
+    @property
+    def summary_requests(self) -> list[Request]:
+        """Memory-fold requests."""
+        return [r for r in self.requests if r.is_summary]
+
+    async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                   temperature: float | None = None, max_tokens: int | None = None,
+                   tools: list[dict[str, Any]] | None = None) -> ChatResult:
+        """Record the call and answer it from the script (see class docstring)."""
+        request = Request([dict(m) for m in messages], model, temperature, max_tokens, tools)
+        self.requests.append(request)
+        await asyncio.sleep(0)
+        if request.is_summary:
+            step: Step = self.summarize  # type: ignore[assignment]
+        else:
+            step = self.queue.popleft() if self.queue else self.default
+        if isinstance(step, Held):
+            step.started.set()
+            await step.release.wait()
+            step = step.result
+        if callable(step) and not isinstance(step, ChatResult):
+            step = step(request.messages)
+        if isinstance(step, BaseException):
+            raise step
+        return step  # type: ignore[return-value]
+
+
+class RecordingNarrator:
+    """A ``Narrator`` that records every reply and counts ``thinking`` entries."""
+
+    def __init__(self) -> None:
+        self.replies: list[DMReply] = []
+        self.thinking_entered = 0
+
+    @property
+    def turns(self) -> list[DMReply]:
+        """Replies that are not notices (turn, retry, recovered)."""
+        return [r for r in self.replies if r.kind != "notice"]
+
+    @property
+    def notices(self) -> list[DMReply]:
+        """Notices to the table."""
+        return [r for r in self.replies if r.kind == "notice"]
+
+    async def deliver(self, reply: DMReply) -> None:
+        """Record ``reply``."""
+        self.replies.append(reply)
+
+    @contextlib.asynccontextmanager
+    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
+        """Count the entry; do nothing else."""
+        self.thinking_entered += 1
+        yield
+
+
+async def settle(game: Any, clock: ManualClock | None = None, timeout: float = 5.0) -> None:
+    """Wait (briefly, real time) until ``game`` has reacted to everything that is due at the
+    clock's current time: no session running a turn or fold, none woken but not yet running, no
+    clock waiter due. Raises ``TimeoutError`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    calm = 0
+    while True:
+        await asyncio.sleep(0)
+        if game.settled() and (clock is None or clock.due() == 0):
+            calm += 1
+            if calm >= 3:
+                return
+        else:
+            calm = 0
+            await asyncio.sleep(0.001)
+        if loop.time() > end:
+            raise TimeoutError("the game core did not settle")
+
+
+async def advance(game: Any, clock: ManualClock, seconds: float) -> None:
+    """Move ``clock`` forward by ``seconds`` and ``settle``."""
+    clock.advance(seconds)
+    await settle(game, clock)
