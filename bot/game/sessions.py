@@ -242,12 +242,21 @@ class GameSession:
         return not self._stalled or any(p.id not in self._stalled for p in self.pending)
 
     @property
+    def parked(self) -> bool:
+        """True when the worker is not running code: waiting for an action or for the window to close
+        (or not started)."""
+        return self._worker is None or self._worker.done() or self._parked
+
+    @property
+    def fold_running(self) -> bool:
+        """True while a memory fold is in progress."""
+        return self._fold_task is not None and not self._fold_task.done()
+
+    @property
     def quiet(self) -> bool:
-        """True when nothing is running or about to run right now: the worker is parked (waiting for an
-        action or for the window to close), no wake-up is pending, no turn and no fold is running."""
-        worker_parked = self._worker is None or self._worker.done() or self._parked
-        fold_idle = self._fold_task is None or self._fold_task.done()
-        return worker_parked and not self.wake.is_set() and not self.busy and fold_idle
+        """True when nothing is running or about to run right now: the worker is parked, no wake-up is
+        pending, no turn and no fold is running."""
+        return self.parked and not self.wake.is_set() and not self.busy and not self.fold_running
 
     async def _park(self, until: float | None) -> bool:
         self._parked = True

@@ -1,5 +1,5 @@
 """Child process for the kill -9 test: runs the game core on a database file and a model endpoint,
-reads actions from stdin (``author_id|name|text|message_id``) and prints ``STORED <id>`` once each
+reads actions from stdin (``author_id|name|text|message_id``) and prints ``QUEUED <story id>`` once each
 is committed. The parent kills it with SIGKILL mid-turn."""
 
 from __future__ import annotations

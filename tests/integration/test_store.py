@@ -106,3 +106,57 @@ async def test_one_live_campaign_per_channel(tmp_path: Path) -> None:
             await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
         await store.campaigns.set_status(c.id, "ended")
         await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
+
+
+async def test_complete_turn_is_all_or_nothing(tmp_path: Path) -> None:
+    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
+        store = Store(db)
+        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+        a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                           character_name=None, content="I look", token_count=3)
+        broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.IntegrityError):  # the roll fails after the reply was inserted...
+            await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="A door.",
+                                            dm_token_count=2, rolls=[broken], notes=[("Dice rolled: ?", 3)])
+        # ...so nothing of the turn remains: the action is still pending, no reply, no note, no new turn
+        assert [(m.role, m.state) for m in await store.story.transcript(c.id)] == [("player", "pending")]
+        assert (await store.campaigns.get(c.id)).turn == 0  # type: ignore[union-attr]
+        assert [x.id for x in await store.campaigns.with_pending_actions()] == [c.id]
+
+
+async def test_retry_replaces_the_reply_and_its_notes_in_one_transaction(tmp_path: Path) -> None:
+    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
+        store = Store(db)
+        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+        a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                           character_name=None, content="I look", token_count=3)
+        notes, dm = await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="Old.",
+                                                    dm_token_count=1, notes=[("Dice rolled: 1d20 = 3", 5)])
+        new_notes, new_dm = await store.story.complete_turn(
+            campaign_id=c.id, turn=1, action_ids=[], dm_content="New.", dm_token_count=1,
+            notes=[("Dice rolled: 1d20 = 17", 5)], replaces_dm_message_id=dm.id,
+            replaces_message_ids=[n.id for n in notes])
+        live = [(m.role, m.content) for m in await store.story.transcript(c.id)]
+        assert live == [("player", "I look"), ("system", "Dice rolled: 1d20 = 17"), ("dm", "New.")]
+        assert (await store.campaigns.get(c.id)).turn == 1  # type: ignore[union-attr]
+        assert await store.story.undo_turn(c.id, 1) == 3  # the replaced ones were already undone
+
+
+async def test_a_writer_in_another_process_makes_us_wait_not_fail(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "db.sqlite3"
+    async with Database.open(path, migrate=True) as db:
+        store = Store(db)
+        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+        other = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. `python -m bot migrate` or a backup holding the write lock
+        other.execute("UPDATE campaigns SET title = 'held' WHERE id = ?", (c.id,))
+        threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stored, new = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                                  character_name=None, content="I wait", token_count=2)
+        assert new and loop.time() - started >= 0.25  # waited for the lock (busy timeout), then wrote
+        assert (await store.campaigns.get(c.id)).title == "held"  # type: ignore[union-attr]
+        other.close()

@@ -47,4 +47,9 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
             reply = narrator.turns[0]
             assert reply.kind == "recovered" and set(reply.answered_message_ids) == {500, 501, 502}
             assert await store.story.pending(1) == []
-            assert "I read the runes aloud" in server.chat_requests[0].body["messages"][-1]["content"]  # type: ignore[index]
+            last = server.chat_requests[0].body["messages"][-1]["content"]  # type: ignore[index]
+            for text in ("I grab the idol", "I cover the exit", "I read the runes aloud"):
+                assert f"<<<{text}>>>" in last  # all three answered in the one recovered reply
+            stored = [m for m in await store.story.transcript(1) if m.role == "player"]
+            assert [m.platform_message_id for m in stored] == [500, 501, 502]  # nothing lost, nothing doubled
+            assert all(m.state == "answered" for m in stored)
