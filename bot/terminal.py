@@ -1,141 +1,211 @@
 """Terminal play: ``python -m bot play`` runs a campaign in the terminal with the same game core and
 database as the Discord bot, against whatever OpenAI-compatible endpoint the settings name.
 
-Lines like ``Aria: I search the altar`` are actions by different players (each name is a player with a
-stable id); a line without a name is played by ``You``. Commands:
-``/start <title>``, ``/join <name> <class> <ancestry> [backstory]`` (as the last named player, or
-``Name: /join ...``), ``/roll <expression> [reason]``, ``/recap``, ``/status``, ``/export``,
-``/undo``, ``/retry``, ``/pause``, ``/resume``, ``/end``, ``/help``, ``/quit``.
+Every line is typed "as" a player. ``Aria: I search the altar`` is an action by the player Aria (each
+name maps to a stable player id, so several people can share one keyboard); a line without a name is
+played by the last named player (``You`` at first). Lines for the DM go through the same filters as on
+Discord (``((out of character))`` and ``!commands`` are not sent) and the same group turns: actions
+typed within the turn window become one DM reply.
+
+Commands (also ``Name: /command`` to run one as that player)::
+
+    /start <title> [| setting [| tone]]   start a campaign in this terminal "channel"
+    /join <name> <class> <ancestry> [backstory]
+    /sheet [name]   /party   /status   /recap   /export [file.md]
+    /roll <dice> [reason]   /undo   /retry   /pause   /resume   /end   /help   /quit
+
+The terminal player is the campaign's admin, so every command is allowed. Commands wait until the DM
+has answered the actions already typed, so their output follows the story.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import sys
 import zlib
 from collections.abc import AsyncIterator
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 from bot.config import Settings
 from bot.errors import BotError
-from bot.game.api import Actor, CharacterSheetInput, ChannelRef, DMReply, IncomingMessage
+from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, IncomingMessage
 
-HELP = __doc__.split("Commands:", 1)[1].strip() if __doc__ else ""
+log = logging.getLogger(__name__)
+
+HELP = (__doc__ or "").split("Commands (", 1)[-1].split("::", 1)[-1].split("The terminal player", 1)[0].rstrip()
+_SPEAKER = re.compile(r"^([^\s:/][^\s:]{0,39}):(?:\s+(.*))?$", re.DOTALL)
+IGNORED_NOTES = {"ooc": "out of character: not sent to the DM", "prefix": "another bot's command: not sent",
+                 "paused": "the campaign is paused: /resume", "no_campaign": "no campaign yet: /start <title>",
+                 "empty": "nothing for the DM to answer"}
+DRAIN_SECONDS = 300.0
 
 
 def player_id(name: str) -> int:
-    """A stable fake user id for a player name (CRC32, so the same name maps to the same player)."""
+    """A stable fake user id for a player name (CRC32 of the case-folded name, never 0)."""
     return zlib.crc32(name.strip().casefold().encode()) or 1
 
 
+def split_speaker(line: str, current: str) -> tuple[str, str]:
+    """``"Aria: I look"`` -> ``("Aria", "I look")``; a line without a leading ``Name:`` (a name of up
+    to 40 characters without spaces) keeps ``current`` as the speaker."""
+    match = _SPEAKER.match(line)
+    if match:
+        return match.group(1), (match.group(2) or "").strip()
+    return current, line
+
+
 class TerminalNarrator:
-    """Prints DM replies and dice breakdowns to ``out``."""
+    """Prints DM replies (with dice breakdowns) and notices to ``out``."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
     async def deliver(self, reply: DMReply) -> None:
-        for roll in reply.rolls:
-            who = roll.character_name or roll.roller_name
-            self.out.write(f"  [dice] {who} ({roll.reason}): {roll.breakdown}\n")
-        label = "DM" if reply.kind != "notice" else "DM (note)"
-        self.out.write(f"\n{label}: {reply.text}\n\n")
-        self.out.flush()
+        """Print ``reply``. Never raises for a closed stream (logs instead)."""
+        try:
+            for roll in reply.rolls:
+                who = roll.character_name or roll.roller_name
+                why = f" ({roll.reason})" if roll.reason else ""
+                self.out.write(f"  [dice] {who}{why}: {roll.breakdown}\n")
+            label = {"notice": "DM (note)", "retry": "DM (again)", "recovered": "DM (picking up)"}.get(reply.kind, "DM")
+            self.out.write(f"\n{label}: {reply.text}\n\n")
+            self.out.flush()
+        except (OSError, ValueError) as exc:
+            log.warning("could not print a reply: %s", exc)
 
     @contextlib.asynccontextmanager
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:
-        self.out.write("  (the DM is thinking…)\n")
-        self.out.flush()
+        """Print a one-line "thinking" marker."""
+        with contextlib.suppress(OSError, ValueError):
+            self.out.write("  (the DM is thinking…)\n")
+            self.out.flush()
         yield
 
 
 async def _lines(stream: IO[str]) -> AsyncIterator[str]:
+    """Lines of ``stream`` without blocking the event loop (read in a worker thread)."""
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, stream.readline)
         if not line:
             return
-        yield line.rstrip("\n")
+        yield line.rstrip("\r\n")
 
 
-async def run_terminal(game: object, *, channel_id: int, inp: IO[str], out: IO[str]) -> None:
-    """Read lines from ``inp`` and play them through ``game`` (a ``GameAPI``) until EOF or /quit."""
+async def run_terminal(game: Any, *, channel_id: int, inp: IO[str], out: IO[str]) -> None:
+    """Read lines from ``inp`` and play them through ``game`` (a ``GameAPI``) until EOF or ``/quit``.
+
+    Errors the core raises on purpose (``BotError``) are printed as their player message; the loop
+    goes on.
+    """
     where = ChannelRef(guild_id=None, channel_id=channel_id)
     current = "You"
-    counter = 0
     async for raw in _lines(inp):
         line = raw.strip()
         if not line:
             continue
-        name, sep, rest = line.partition(":")
-        if sep and name and len(name) <= 40 and not name.startswith("/") and " " not in name.strip():
-            current, line = name.strip(), rest.strip()
+        current, line = split_speaker(line, current)
+        if not line:
+            continue
         actor = Actor(user_id=player_id(current), name=current, is_admin=True, is_owner=True)
         try:
             if line.startswith("/"):
-                cmd, _, arg = line[1:].partition(" ")
-                cmd = cmd.lower()
-                if cmd in ("quit", "exit"):
+                if await _command(game, where, actor, line, out) is False:
                     return
-                if cmd == "help":
-                    out.write(HELP + "\n")
-                elif cmd == "start":
-                    c = await game.start_campaign(where, actor, title=arg or "A New Adventure")  # type: ignore[attr-defined]
-                    out.write(f"Campaign '{c.title}' begins. /join a character, then act.\n")
-                elif cmd == "join":
-                    parts = arg.split(maxsplit=3)
-                    if len(parts) < 3:
-                        out.write("Usage: /join <name> <class> <ancestry> [backstory]\n")
-                        continue
-                    ch = await game.join(where, Actor(player_id(current), current, True, True),  # type: ignore[attr-defined]
-                                         CharacterSheetInput(parts[0], parts[1], parts[2],
-                                                             parts[3] if len(parts) > 3 else ""))
-                    out.write(f"{ch.name} ({ch.ancestry} {ch.char_class}, HP {ch.hp}, AC {ch.ac}) joins.\n")
-                elif cmd == "roll":
-                    expr, _, reason = arg.partition(" ")
-                    r = await game.roll(where, actor, expr, reason)  # type: ignore[attr-defined]
-                    out.write(f"  [dice] {r.character_name or r.roller_name}: {r.breakdown}\n")
-                elif cmd == "recap":
-                    out.write(await game.recap(where) + "\n")  # type: ignore[attr-defined]
-                elif cmd == "export":
-                    out.write(await game.export_markdown(where) + "\n")  # type: ignore[attr-defined]
-                elif cmd == "status":
-                    st = await game.status(where)  # type: ignore[attr-defined]
-                    party = ", ".join(f"{p.name} HP {p.hp}/{p.max_hp}" for p in st.party) or "nobody"
-                    out.write(f"{st.campaign.title} ({st.campaign.status}), turn {st.campaign.turn}; "
-                              f"party: {party}; waiting: {st.pending_actions}\n")
-                elif cmd == "undo":
-                    u = await game.undo(where, actor)  # type: ignore[attr-defined]
-                    out.write(f"Turn {u.turn} taken back.\n")
-                elif cmd == "retry":
-                    await game.retry(where, actor)  # type: ignore[attr-defined]
-                elif cmd in ("pause", "resume", "end"):
-                    method = {"pause": game.pause_campaign, "resume": game.resume_campaign,  # type: ignore[attr-defined]
-                              "end": game.end_campaign}[cmd]  # type: ignore[attr-defined]
-                    c = await method(where, actor)
-                    out.write(f"Campaign '{c.title}' is now {c.status}.\n")
-                else:
-                    out.write(f"Unknown command /{cmd}. /help lists them.\n")
             else:
-                counter += 1
-                intake = await game.handle_message(IncomingMessage(  # type: ignore[attr-defined]
+                intake = await game.handle_message(IncomingMessage(
                     guild_id=None, channel_id=channel_id, author_id=actor.user_id, author_name=current,
                     content=line))
                 if intake.status == "refused":
                     out.write(f"  ({intake.player_message})\n")
-                elif intake.status == "ignored" and intake.reason == "no_campaign":
-                    out.write("  (no campaign yet: /start <title>)\n")
+                elif intake.status == "ignored" and intake.reason in IGNORED_NOTES:
+                    out.write(f"  ({IGNORED_NOTES[intake.reason]})\n")
         except BotError as exc:
             out.write(f"  ({exc.player_message})\n")
         out.flush()
 
 
-async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None = None,
-               out: IO[str] | None = None, llm: object | None = None) -> int:
-    """Run terminal play until EOF or /quit; waits for outstanding turns before returning.
+async def _command(game: Any, where: ChannelRef, actor: Actor, line: str, out: IO[str]) -> bool:
+    """Run one ``/command``. Returns False for ``/quit``."""
+    cmd, _, arg = line[1:].partition(" ")
+    cmd, arg = cmd.lower(), arg.strip()
+    if cmd in ("quit", "exit", "q"):
+        return False
+    if cmd == "help":
+        out.write(HELP.strip("\n") + "\n")
+        return True
+    await game.drain(DRAIN_SECONDS)  # answer what was already typed first
+    if cmd == "start":
+        title, _, rest = arg.partition("|")
+        setting, _, tone = rest.partition("|")
+        c = await game.start_campaign(where, actor, title=title.strip() or "A New Adventure",
+                                      setting=setting.strip(), tone=tone.strip())
+        out.write(f"Campaign '{c.title}' begins. Join with /join <name> <class> <ancestry>, then act.\n")
+    elif cmd == "join":
+        parts = arg.split(maxsplit=3)
+        if len(parts) < 3:
+            out.write("Usage: /join <name> <class> <ancestry> [backstory]\n")
+            return True
+        ch = await game.join(where, actor, CharacterSheetInput(parts[0], parts[1], parts[2],
+                                                               parts[3] if len(parts) > 3 else ""))
+        out.write(f"{ch.name} ({ch.ancestry} {ch.char_class}, HP {ch.hp}/{ch.max_hp}, AC {ch.ac}) joins "
+                  f"the party, played by {actor.name}.\n")
+    elif cmd in ("sheet", "character"):
+        ch = await game.character(where, user_id=None if arg else actor.user_id, name=arg or None)
+        extra = "".join([f"; conditions: {', '.join(ch.conditions)}" if ch.conditions else "",
+                         f"; carrying: {', '.join(ch.inventory)}" if ch.inventory else ""])
+        out.write(f"{ch.name}: level {ch.level} {ch.ancestry} {ch.char_class}, HP {ch.hp}/{ch.max_hp}, "
+                  f"AC {ch.ac}{extra}\n")
+    elif cmd == "party":
+        party = await game.party(where)
+        out.write(("\n".join(f"- {c.name} ({c.player_name}): HP {c.hp}/{c.max_hp}" for c in party)
+                   or "Nobody has joined yet.") + "\n")
+    elif cmd == "roll":
+        expr, _, reason = arg.partition(" ")
+        r = await game.roll(where, actor, expr, reason)
+        out.write(f"  [dice] {r.character_name or r.roller_name}: {r.breakdown}\n")
+    elif cmd == "recap":
+        out.write(await game.recap(where) + "\n")
+    elif cmd == "export":
+        text = await game.export_markdown(where)
+        if arg:
+            Path(arg).write_text(text, encoding="utf-8")
+            out.write(f"Transcript written to {arg}.\n")
+        else:
+            out.write(text + "\n")
+    elif cmd == "status":
+        st = await game.status(where)
+        party = ", ".join(f"{p.name} HP {p.hp}/{p.max_hp}" for p in st.party) or "nobody"
+        out.write(f"{st.campaign.title} ({st.campaign.status}), turn {st.campaign.turn}; party: {party}; "
+                  f"waiting actions: {st.pending_actions}; story messages: {st.story_messages}\n")
+    elif cmd == "undo":
+        u = await game.undo(where, actor)
+        out.write(f"Turn {u.turn} taken back ({u.messages_undone} messages).\n")
+    elif cmd == "retry":
+        await game.retry(where, actor)
+    elif cmd in ("pause", "resume", "end"):
+        method = {"pause": game.pause_campaign, "resume": game.resume_campaign, "end": game.end_campaign}[cmd]
+        c = await method(where, actor)
+        out.write(f"Campaign '{c.title}' is now {c.status}.\n")
+    else:
+        out.write(f"Unknown command /{cmd}. /help lists them.\n")
+    return True
 
-    Returns the exit code (0). ``llm`` defaults to ``LLMClient.from_settings(settings)``.
+
+async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None = None,
+               out: IO[str] | None = None, llm: Any | None = None) -> int:
+    """Run terminal play until EOF or ``/quit``, then wait for the DM to answer what was typed.
+
+    Args:
+        settings: process settings (database in ``DATA_DIR``, model endpoint, timings).
+        channel_id: the terminal "channel"; each id holds its own campaign.
+        inp, out: text streams (default stdin/stdout).
+        llm: a ``ModelPort``; default ``LLMClient.from_settings(settings)``.
+    Returns the process exit code (0).
     """
     from bot.game.sessions import Game
     from bot.store import Database, Store
@@ -143,27 +213,20 @@ async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None =
     inp = inp or sys.stdin
     out = out or sys.stdout
     narrator = TerminalNarrator(out)
-    async with Database.open(settings.database_path, migrate=True) as db:
+    async with Database.open(settings.database_path, migrate=True) as db, contextlib.AsyncExitStack() as stack:
         client = llm
-        close_client = None
         if client is None:
             from bot.llm import LLMClient
 
-            client = LLMClient.from_settings(settings)
-            close_client = client
-        game = Game(store=Store(db), llm=client, settings=settings, narrator=narrator)  # type: ignore[arg-type]
+            client = await stack.enter_async_context(LLMClient.from_settings(settings))
+        game = Game(store=Store(db), llm=client, settings=settings, narrator=narrator)
         await game.start()
-        out.write("AI Dungeon Master — terminal play. /help for commands.\n")
+        out.write(f"AI Dungeon Master — terminal play (channel {channel_id}, model {settings.dm_model}). "
+                  "/help for commands.\n")
+        out.flush()
         try:
             await run_terminal(game, channel_id=channel_id, inp=inp, out=out)
-            # let the last collected turn finish before leaving
-            for _ in range(600):
-                busy = [s for s in game.sessions.values() if s.pending or s.busy]
-                if not busy:
-                    break
-                await asyncio.sleep(0.1)
+            await game.drain(DRAIN_SECONDS)
         finally:
             await game.close()
-            if close_client is not None:
-                await close_client.aclose()  # type: ignore[attr-defined]
     return 0

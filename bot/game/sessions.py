@@ -64,6 +64,7 @@ CLOSE_GRACE_SECONDS = 10.0  # how long close() lets a running turn finish
 NO_CAMPAIGN_TTL_SECONDS = 30.0  # how long "this channel has no campaign" is remembered
 NO_CAMPAIGN_CACHE_MAX = 10_000
 RECENT_IDS = 256  # platform message ids remembered per session against duplicate deliveries
+SHEET_MEMORY_TURNS = 20  # turns whose sheet changes undo/retry can revert
 FAILED_TURN_NOTICE = ("Something went wrong on the DM's side of the screen. Your actions are saved; the DM "
                       "will answer them with the next action.")
 
@@ -152,7 +153,7 @@ class GameSession:
         self._fold_task: asyncio.Task[bool] | None = None
         self._fold_after_turn = 0
         self._model_s = 0.0
-        self._last_sheets: tuple[int, dict[int, Character]] | None = None  # turn -> sheets before it
+        self._sheets_before: dict[int, dict[int, Character]] = {}  # turn -> sheets it changed, as before
         if pending:
             self.kick()
 
@@ -347,9 +348,7 @@ class GameSession:
                 self.history.extend(stored_notes)
                 self.history.append(dm)
                 self.campaign = replace(self.campaign, turn=turn)
-                changed = {cid: c for cid, c in before.items()
-                           if any(p.id == cid and p != c for p in self.party)}
-                self._last_sheets = (turn, changed)
+                self.remember_sheets(turn, before)
                 self.last_active = game.clock.now()
                 game.turn_timings.append(TurnTiming(self.channel_id, turn, closed_at, time.perf_counter(),
                                                     self._model_s, len(messages)))
@@ -419,12 +418,22 @@ class GameSession:
                 await self._update_character(c.id, hp=old.hp, conditions=list(old.conditions),
                                              inventory=list(old.inventory))
 
-    async def restore_last_turn_sheets(self, turn: int) -> None:
-        """Undo the sheet changes of ``turn`` if it is the last turn this session answered (used by
-        undo and retry; unknown after a restart, then sheets stay as they are)."""
-        if self._last_sheets is not None and self._last_sheets[0] == turn:
-            await self._restore_sheets(self._last_sheets[1])
-        self._last_sheets = None
+    def remember_sheets(self, turn: int, before: dict[int, Character]) -> None:
+        """Keep the sheets ``turn`` changed as they were before it, for undo/retry (the newest
+        ``SHEET_MEMORY_TURNS`` turns; not kept across restarts or evictions)."""
+        changed = {cid: c for cid, c in before.items() if any(p.id == cid and p != c for p in self.party)}
+        self._sheets_before.pop(turn, None)
+        if changed:
+            self._sheets_before[turn] = changed
+            while len(self._sheets_before) > SHEET_MEMORY_TURNS:
+                del self._sheets_before[min(self._sheets_before)]
+
+    async def restore_turn_sheets(self, turn: int) -> None:
+        """Undo the sheet changes of ``turn`` (used by undo and retry of the newest turn). Unknown after
+        a restart or eviction: then sheets stay as they are."""
+        before = self._sheets_before.pop(turn, None)
+        if before:
+            await self._restore_sheets(before)
 
     def last_turn(self) -> tuple[int, list[StoryMessage]]:
         """The newest answered turn and its messages in memory. Raises ``NothingToUndo``."""
@@ -1011,9 +1020,9 @@ class Game:
                 old_notes = [m for m in messages if m.role == "system" and m.id < old_dm.id]
                 player_ids = list(dict.fromkeys(a.author_id for a in actions if a.author_id is not None))
                 await self.check_budget(session.campaign.guild_id, player_ids)
-                snapshot = session._last_sheets
+                snapshot = session._sheets_before.get(turn)
                 with_old_reply = {c.id: c for c in session.party}
-                await session.restore_last_turn_sheets(turn)
+                await session.restore_turn_sheets(turn)
                 before = {c.id: c for c in session.party}
                 tools = ToolContext(session.campaign.id, turn, list(session.party), update=session._update_character)
                 prompt = session.build_messages(actions, history=[m for m in session.history if m.turn < turn])
@@ -1022,7 +1031,8 @@ class Game:
                         text = await session._converse(prompt, tools, calls)
                 except Exception:  # the old reply stays, and with it its sheet changes
                     await session._restore_sheets(with_old_reply)
-                    session._last_sheets = snapshot
+                    if snapshot:
+                        session._sheets_before[turn] = snapshot
                     raise
                 stored_notes, dm = await self.store.story.complete_turn(
                     campaign_id=session.campaign.id, turn=turn, action_ids=[], dm_content=text,
@@ -1033,8 +1043,7 @@ class Game:
                 at = session.history.index(old_dm)
                 kept_before = [m for m in session.history[:at] if m.id not in gone]
                 session.history = [*kept_before, *stored_notes, dm, *session.history[at + 1:]]
-                changed = {cid: c for cid, c in before.items() if any(p.id == cid and p != c for p in session.party)}
-                session._last_sheets = (turn, changed)
+                session.remember_sheets(turn, before)
                 await self.narrator.deliver(DMReply(
                     channel_id=session.channel_id, text=_with_changes(text, tools.changes), turn=turn,
                     rolls=tuple(tools.rolls), answered_message_ids=_platform_ids(actions), kind="retry",
@@ -1052,7 +1061,7 @@ class Game:
         async with session.lock:
             turn, _messages = session.last_turn()
             count = await self.store.story.undo_turn(session.campaign.id, turn)
-            await session.restore_last_turn_sheets(turn)
+            await session.restore_turn_sheets(turn)
             session.history = [m for m in session.history if m.turn != turn]
             refreshed = await self.store.campaigns.get(session.campaign.id)
             if refreshed is not None:
