@@ -62,9 +62,10 @@ def quote(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
 def clean_name(name: str) -> str:
     """A display or character name made safe for a ``[label]``: no brackets, angle brackets or control
-    characters, at most 60 characters."""
+    characters, at most 60 characters. (Cached: a table has few names, rendered every turn.)"""
     cleaned = " ".join(_NAME_JUNK.sub(" ", name).split())
     return cleaned[:60] or "someone"
 
@@ -104,9 +105,14 @@ def party_block(party: Sequence[Character]) -> str:
 
 def label(msg: StoryMessage) -> str:
     """How a player's action is labelled: ``Aria (player: bob)``, or ``bob (no character yet)``."""
-    if msg.character_name:
-        return f"{clean_name(msg.character_name)} (player: {clean_name(msg.author_name)})"
-    return f"{clean_name(msg.author_name)} (no character yet)"
+    return _label(msg.character_name, msg.author_name)
+
+
+@lru_cache(maxsize=4096)
+def _label(character_name: str | None, author_name: str) -> str:
+    if character_name:
+        return f"{clean_name(character_name)} (player: {clean_name(author_name)})"
+    return f"{clean_name(author_name)} (no character yet)"
 
 
 def line(msg: StoryMessage) -> str:
