@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bot.game.filters import has_words, is_ooc
 from tests.support.fake_openai import FakeOpenAI, Hang, Reply, ToolCallSpec, narrator_default
 
 pytestmark = pytest.mark.e2e
@@ -226,9 +227,10 @@ async def replay_fireball(fake: Any, model: FakeOpenAI, db: sqlite3.Connection) 
                                                      "bot": m["author_bot"]})
         ids[m["message_id"]] = await fake.send_message(channel, author, m["content"],
                                                        author_is_bot=m["author_bot"])
-    in_character = [m for m in messages if not m["author_bot"] and m["content"].strip()
-                    and not m["content"].strip().startswith("!")
-                    and not m["content"].strip().startswith(("((", "//"))]
+    # the documented rules (bot/game/filters.py, unit-tested case by case): not a bot, not a `!`
+    # command, not out of character, at least one word
+    in_character = [m for m in messages if not m["author_bot"] and not m["content"].strip().startswith("!")
+                    and has_words(m["content"]) and not is_ooc(m["content"])]
     for _ in range(600):
         pending = db.execute("SELECT COUNT(*) FROM story_messages WHERE state = 'pending'").fetchone()[0]
         if pending == 0:

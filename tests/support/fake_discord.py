@@ -1,0 +1,378 @@
+"""A loopback stand-in for Discord's REST API and gateway websocket, for end-to-end tests.
+
+The real bot process connects to it through the settings ``DISCORD_API_BASE`` (``api_base``) and
+``DISCORD_GATEWAY_URL`` (``gateway_url``), which set discord.py's ``Route.BASE`` and
+``DiscordWebSocket.DEFAULT_GATEWAY``. It serves one guild with text channels, an owner, an admin
+(a role with Manage Server) and three players; it sends HELLO / READY / GUILD_CREATE, acknowledges
+heartbeats, and lets a test inject MESSAGE_CREATE and INTERACTION_CREATE events. Every REST request is
+recorded in ``rest_log`` and answered as Discord would (JSON bodies with content-type exactly
+``application/json``, which is the only type discord.py decodes).
+
+Gateway frames are sent as plain text JSON: discord.py only decompresses binary frames, so the
+``compress=zlib-stream`` it asks for needs no compression here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import web
+
+ALL_PERMISSIONS = str((1 << 50) - 1)
+PLAYER_PERMISSIONS = str(0x400 | 0x800 | 0x4000 | 0x8000 | 0x10000 | 0x40 | 0x80000000)  # view, send, embed, files, history, reactions, use commands
+MANAGE_GUILD = 0x20
+
+
+@dataclass
+class RestCall:
+    """One REST request the bot made: method, path (after /api/v10), query, JSON body, headers."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]
+    at: float
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON body whose content-type is exactly ``application/json``: discord.py decodes a REST body
+    only then (aiohttp's ``json_response`` appends ``; charset=utf-8``)."""
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
+
+
+class FakeDiscord:
+    """The stand-in server. Use ``async with FakeDiscord() as fake:``; see module docstring."""
+
+    def __init__(self, *, bot_user_id: int = 4_000_000_000_000_001, application_id: int = 4_000_000_000_000_001,
+                 guild_id: int = 5_000_000_000_000_001) -> None:
+        self._counter = itertools.count()
+        self.bot_user = {"id": str(bot_user_id), "username": "DungeonMaster", "discriminator": "0",
+                         "global_name": "Dungeon Master", "avatar": None, "bot": True, "flags": 0}
+        self.application_id = application_id
+        self.guild_id = guild_id
+        self.channel_ids = [guild_id + 10, guild_id + 11]
+        self.channel_id = self.channel_ids[0]
+        self.admin_role_id = guild_id + 100
+        self.owner = self._user(6_000_000_000_000_001, "owner")
+        self.admin = self._user(6_000_000_000_000_002, "admin")
+        self.players = [self._user(6_000_000_000_000_010 + i, name) for i, name in enumerate(["ann", "bob", "cy"])]
+        self.rest_log: list[RestCall] = []
+        self.sent_messages: list[dict[str, Any]] = []
+        self.identify_payloads: list[dict[str, Any]] = []
+        self.gateway_ops: list[int] = []
+        self.connections = 0
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._interactions: dict[str, str] = {}  # interaction id -> token
+
+    # --- world ----------------------------------------------------------------------------------
+    @staticmethod
+    def _user(uid: int, name: str, bot: bool = False) -> dict[str, Any]:
+        return {"id": str(uid), "username": name, "discriminator": "0", "global_name": name, "avatar": None,
+                "bot": bot, "flags": 0}
+
+    def _member(self, user: dict[str, Any]) -> dict[str, Any]:
+        roles = [str(self.admin_role_id)] if user["id"] in (self.admin["id"], self.bot_user["id"]) else []
+        return {"user": user, "roles": roles, "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
+                "mute": False, "nick": None, "flags": 0, "pending": False}
+
+    def _channel(self, cid: int) -> dict[str, Any]:
+        return {"id": str(cid), "type": 0, "name": f"table-{cid % 100}", "guild_id": str(self.guild_id),
+                "position": cid % 100, "permission_overwrites": [], "nsfw": False, "topic": None,
+                "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None, "flags": 0}
+
+    def guild_payload(self) -> dict[str, Any]:
+        """The GUILD_CREATE payload: channels, roles, members (owner, admin, players, the bot)."""
+        roles = [
+            {"id": str(self.guild_id), "name": "@everyone", "permissions": PLAYER_PERMISSIONS, "position": 0,
+             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+            {"id": str(self.admin_role_id), "name": "Admins", "permissions": str(MANAGE_GUILD | int(PLAYER_PERMISSIONS)),
+             "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+        ]
+        members = [self._member(u) for u in [self.owner, self.admin, *self.players, self.bot_user]]
+        return {"id": str(self.guild_id), "name": "Tavern", "icon": None, "owner_id": self.owner["id"],
+                "roles": roles, "channels": [self._channel(c) for c in self.channel_ids], "members": members,
+                "member_count": len(members), "large": False, "unavailable": False, "features": [],
+                "emojis": [], "stickers": [], "voice_states": [], "presences": [], "threads": [],
+                "stage_instances": [], "guild_scheduled_events": [], "joined_at": "2024-01-01T00:00:00+00:00",
+                "premium_tier": 0, "preferred_locale": "en-US", "verification_level": 0,
+                "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+                "system_channel_flags": 0, "nsfw_level": 0, "afk_timeout": 300}
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._site is not None
+        return self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> FakeDiscord:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await self._site.start()
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- gateway --------------------------------------------------------------------------------
+    async def _send(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
+        await ws.send_str(json.dumps(payload))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a DISPATCH event to every connected client."""
+        self._seq += 1
+        for ws in list(self._sockets):
+            if not ws.closed:
+                await self._send(ws, {"op": 0, "t": event, "s": self._seq, "d": data})
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        self._ready.clear()
+        await self._send(ws, {"op": 10, "d": {"heartbeat_interval": 10_000}, "s": None, "t": None})
+        async for msg in ws:
+            try:
+                payload = json.loads(msg.data)
+            except (TypeError, ValueError):
+                continue
+            op = payload.get("op")
+            self.gateway_ops.append(op)
+            if op == 1:
+                await self._send(ws, {"op": 11, "d": None, "s": None, "t": None})
+            elif op == 2:
+                self.identify_payloads.append(payload["d"])
+                self._sockets = [s for s in self._sockets if not s.closed] + [ws]
+                self._seq += 1
+                await self._send(ws, {"op": 0, "t": "READY", "s": self._seq, "d": {
+                    "v": 10, "user": self.bot_user, "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                    "session_id": f"session-{self.connections}", "resume_gateway_url": self.gateway_url,
+                    "shard": payload["d"].get("shard", [0, 1]),
+                    "application": {"id": str(self.application_id), "flags": 0}}})
+                self._seq += 1
+                await self._send(ws, {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self.guild_payload()})
+                self._ready.set()
+            elif op == 6:  # RESUME: ask for a fresh IDENTIFY
+                await self._send(ws, {"op": 9, "d": False, "s": None, "t": None})
+        if ws in self._sockets:
+            self._sockets.remove(ws)
+        return ws
+
+    async def wait_for_ready(self, timeout: float = 10.0) -> None:
+        """Until a client has identified and received READY and GUILD_CREATE."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        await asyncio.sleep(0.2)  # let the client process GUILD_CREATE
+
+    # --- injecting events -----------------------------------------------------------------------
+    async def send_message(self, channel_id: int, author: dict[str, Any], content: str, *,
+                           mentions: list[dict[str, Any]] | tuple = (), referenced_message_id: int | None = None,
+                           message_id: int | None = None, author_is_bot: bool = False) -> int:
+        """Dispatch MESSAGE_CREATE from ``author`` (a user dict with id and username). Returns its id."""
+        mid = message_id or self._snowflake()
+        user = {**self._user(int(author["id"]), author.get("username", "someone"),
+                             bot=bool(author.get("bot", author_is_bot)))}
+        data: dict[str, Any] = {
+            "id": str(mid), "channel_id": str(channel_id), "guild_id": str(self.guild_id), "author": user,
+            "member": {k: v for k, v in self._member(user).items() if k != "user"}, "content": content,
+            "timestamp": _now_iso(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "mentions": list(mentions), "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
+            "type": 0 if referenced_message_id is None else 19, "flags": 0, "components": []}
+        if referenced_message_id is not None:
+            data["message_reference"] = {"message_id": str(referenced_message_id), "channel_id": str(channel_id),
+                                         "guild_id": str(self.guild_id)}
+        await self.dispatch("MESSAGE_CREATE", data)
+        return mid
+
+    @staticmethod
+    def _option(name: str, value: Any) -> dict[str, Any]:
+        kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 10 if isinstance(value, float) else 3
+        return {"name": name, "type": kind, "value": value}
+
+    async def send_interaction(self, name: str, *, user: dict[str, Any], channel_id: int | None = None,
+                               options: dict[str, Any] | None = None, subcommand: str | None = None,
+                               group: str | None = None, permissions: str | None = None,
+                               type: int = 2, focused: str | None = None) -> tuple[str, str]:
+        """Dispatch INTERACTION_CREATE for a chat-input command (``type=4`` for autocomplete, with
+        ``focused`` naming the option being typed). Returns ``(interaction_id, token)``."""
+        iid = str(self._snowflake())
+        token = f"tok-{iid}"
+        self._interactions[iid] = token
+        opts = [self._option(k, v) for k, v in (options or {}).items()]
+        if focused:
+            for o in opts:
+                if o["name"] == focused:
+                    o["focused"] = True
+        if subcommand:
+            opts = [{"name": subcommand, "type": 1, "options": opts}]
+        if group:
+            opts = [{"name": group, "type": 2, "options": opts}]
+        if permissions is None:
+            is_admin = user["id"] in (self.owner["id"], self.admin["id"])
+            permissions = ALL_PERMISSIONS if user["id"] == self.owner["id"] else (
+                str(int(PLAYER_PERMISSIONS) | MANAGE_GUILD) if is_admin else PLAYER_PERMISSIONS)
+        cid = channel_id or self.channel_id
+        member = self._member(self._user(int(user["id"]), user.get("username", "someone")))
+        member["permissions"] = permissions
+        data = {
+            "id": iid, "application_id": str(self.application_id), "type": type, "token": token, "version": 1,
+            "data": {"id": str(abs(hash(name)) % 10**18), "name": name, "type": 1, "options": opts,
+                     "guild_id": str(self.guild_id)},
+            "guild_id": str(self.guild_id), "channel_id": str(cid), "channel": self._channel(cid),
+            "member": member, "locale": "en-US", "guild_locale": "en-US", "app_permissions": ALL_PERMISSIONS,
+            "entitlements": [], "authorizing_integration_owners": {"0": str(self.guild_id)}, "context": 0,
+            "attachment_size_limit": 10_000_000}
+        await self.dispatch("INTERACTION_CREATE", data)
+        return iid, token
+
+    # --- REST -----------------------------------------------------------------------------------
+    def _message(self, channel_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        msg = {"id": str(self._snowflake()), "channel_id": channel_id or str(self.channel_id),
+               "author": self.bot_user, "content": body.get("content") or "", "timestamp": _now_iso(),
+               "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+               "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [], "pinned": False,
+               "type": 0, "flags": body.get("flags") or 0, "components": []}
+        if channel_id is not None:
+            msg["guild_id"] = str(self.guild_id)
+        return msg
+
+    async def _body(self, request: web.Request) -> Any:
+        if not request.can_read_body:
+            return None
+        ctype = request.headers.get("Content-Type", "")
+        if ctype.startswith("multipart/"):
+            reader = await request.multipart()
+            payload: Any = {}
+            files = []
+            async for part in reader:
+                if part.name == "payload_json":
+                    payload = json.loads(await part.text())
+                else:
+                    files.append({"name": part.name, "filename": part.filename, "size": len(await part.read())})
+            if isinstance(payload, dict):
+                payload["_files"] = files
+            return payload
+        text = await request.text()
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return text
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body = await self._body(request)
+        self.rest_log.append(RestCall(request.method, path, dict(request.query), body,
+                                      {k.lower(): v for k, v in request.headers.items()}, time.monotonic()))
+        m, parts = request.method, path.strip("/").split("/")
+        ok = lambda data, status=200: _json_response(data, status=status)  # noqa: E731
+        if m == "GET" and path == "/users/@me":
+            return ok(self.bot_user)
+        if m == "GET" and path == "/gateway/bot":
+            return ok({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+                "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
+        if m == "GET" and path == "/gateway":
+            return ok({"url": self.gateway_url})
+        if m == "GET" and path == "/oauth2/applications/@me":
+            return ok({"id": str(self.application_id), "name": "Dungeon Master", "description": "", "icon": None,
+                       "bot_public": True, "bot_require_code_grant": False, "owner": self.owner,
+                       "verify_key": "0" * 64, "team": None, "flags": 0, "summary": "",
+                       "rpc_origins": [], "terms_of_service_url": None, "privacy_policy_url": None})
+        if parts[0] == "applications" and parts[-1] == "commands":
+            key = path
+            if m == "PUT":
+                cmds = [{**c, "id": str(self._snowflake()), "application_id": str(self.application_id),
+                         "version": "1", "default_member_permissions": c.get("default_member_permissions"),
+                         "type": c.get("type", 1)} for c in (body or [])]
+                self.commands[key] = cmds
+                return ok(cmds)
+            return ok(self.commands.get(key, []))
+        if parts[0] == "channels" and len(parts) == 3 and parts[2] == "typing" and m == "POST":
+            return web.Response(status=204)
+        if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages" and m == "POST":
+            msg = self._message(parts[1], body or {})
+            record = {**(body or {}), "id": msg["id"], "channel_id": parts[1]}
+            self.sent_messages.append(record)
+            return ok(msg)
+        if parts[0] == "channels" and len(parts) == 2 and m == "GET":
+            return ok(self._channel(int(parts[1])))
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages":
+            if m == "DELETE":
+                return web.Response(status=204)
+            return ok(self._message(parts[1], body or {}))
+        if parts[0] == "interactions" and parts[-1] == "callback" and m == "POST":
+            resource: dict[str, Any] = {"type": (body or {}).get("type", 4)}
+            data = (body or {}).get("data") or {}
+            if resource["type"] == 4:
+                resource["message"] = self._message(None, data)
+            return ok({"interaction": {"id": parts[1], "type": 2, "response_message_loading": resource["type"] == 5,
+                                       "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
+                       "resource": resource})
+        if parts[0] == "webhooks" and len(parts) >= 3:
+            return ok(self._message(None, body or {}))
+        return _json_response({"message": f"404: Not Found ({m} {path})", "code": 0}, status=404)
+
+    # --- reading what the bot did -----------------------------------------------------------------
+    def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
+        """Messages the bot posted in a channel (POST /channels/{id}/messages bodies), in order."""
+        return [m for m in self.sent_messages if m["channel_id"] == str(channel_id)]
+
+    def interaction_responses(self, interaction_id: str) -> list[RestCall]:
+        """The callback, follow-ups and edits for one interaction, in order."""
+        token = self._interactions.get(str(interaction_id), str(interaction_id))
+        out = []
+        for call in self.rest_log:
+            if call.path.startswith(f"/interactions/{interaction_id}/") or f"/{token}" in call.path:
+                out.append(call)
+        return out
+
+    def _snowflake(self) -> int:
+        """A fresh id whose embedded timestamp is now, as Discord's are: discord.py derives an
+        interaction's 15-minute expiry (and message times) from it."""
+        ms = int(time.time() * 1000) - 1_420_070_400_000  # Discord epoch, 2015-01-01
+        return (ms << 22) | (next(self._counter) & 0xFFF)
+
+    async def wait_for(self, predicate: Callable[..., bool], timeout: float = 10.0) -> None:
+        """Poll ``predicate()`` (called with no arguments) until it is true. Raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met in time")
+            await asyncio.sleep(0.02)
