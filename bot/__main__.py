@@ -4,6 +4,8 @@
 - ``play``: play a campaign in the terminal with the same game core and database.
 - ``migrate``: apply database migrations and exit.
 - ``check``: a settings doctor; prints one line per check and exits 1 if any check failed.
+- ``health``: the container health check; exits 0 when the running bot's heartbeat file
+  (``DATA_DIR/heartbeat``) is fresher than ``--max-age`` seconds, 1 otherwise.
 
 Every command reads settings from ``--env-file`` (default ``.env``) and the environment; a bad setting
 stops it with exit code 2 and a message naming the setting.
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 from bot.config import Settings, SettingsError, load_settings
 
-COMMANDS = ("run", "play", "migrate", "check")
+COMMANDS = ("run", "play", "migrate", "check", "health")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,12 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--channel", type=int, default=1, help="terminal 'channel' id, one campaign each")
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("check", help="check settings, endpoint, database and tokenizer")
+    health = sub.add_parser("health", help="exit 0 if the running bot's heartbeat is fresh (health check)")
+    health.add_argument("--max-age", type=float, default=90.0, help="seconds (default 90: three missed beats)")
     return parser
 
 
 async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
 
+    if command == "health":  # runs every minute in the container: no log files, no network
+        from bot.doctor import run_health
+
+        return run_health(settings, args.max_age)
     setup_logging(settings, console=command != "play")
     if command == "migrate":
         from bot.store.db import Database
@@ -52,7 +60,7 @@ async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) 
     if command == "check":
         from bot.doctor import run_checks
 
-        return await run_checks(settings)
+        return await run_checks(settings, env_file=args.env_file)
     from bot.app import run_bot
 
     return await run_bot(settings)

@@ -247,7 +247,7 @@ class DungeonMasterBot(commands.AutoShardedBot):
     @property
     def heartbeat_path(self) -> Path:
         """``DATA_DIR/heartbeat``: its mtime is refreshed every 30 s while the gateway is connected;
-        the container health check (``python -m bot.doctor --heartbeat``) reads it."""
+        the container health check (``dungeon-master health``) reads it."""
         return self.settings.data_dir / "heartbeat"
 
     async def _heartbeat(self) -> None:

@@ -48,3 +48,11 @@ def test_readme_commands_exist() -> None:
     assert (ROOT / "scripts" / "test.sh").is_file() and "scripts/test.sh" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/test.sh" in ci
+
+
+def test_every_cli_command_is_documented() -> None:
+    from bot.__main__ import COMMANDS, build_parser
+
+    parser_commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert parser_commands == set(COMMANDS)
+    assert [c for c in COMMANDS if f"`{c}`" not in README] == []

@@ -1,0 +1,117 @@
+"""The command line as an admin runs it: ``python -m bot check|migrate|health`` in a fresh folder, with
+and without a ``.env``, against a scripted model endpoint on 127.0.0.1. Real subprocesses, real exit
+codes, real output; no secret may appear in it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from tests.support.fake_openai import FakeOpenAI
+
+TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+KEY = "sk-cli-test-secret-4242"
+
+
+async def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DISCORD_", "OPENAI_", "DM_", "DATA_DIR", "LOG_", "LLM_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env={**base, "PYTHONPATH": str(Path.cwd()), **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode()
+
+
+def tagged(output: str, tag: str, name: str) -> str:
+    """The report line for ``name`` if it carries ``tag``, else fail showing the report."""
+    for line in output.splitlines():
+        if line.startswith(tag) and line[len(tag):].strip().startswith(name):
+            return line
+    raise AssertionError(f"no {tag} line for {name!r} in:\n{output}")
+
+
+async def test_check_without_env_file_reports_what_is_missing(tmp_path: Path) -> None:
+    code, out = await cli(tmp_path, "check")
+    assert code == 1
+    assert "no .env file" in tagged(out, "[warn]", "settings")
+    assert "DISCORD_TOKEN is not set" in tagged(out, "[FAIL]", "Discord token")
+    assert "OPENAI_API_KEY is empty" in tagged(out, "[FAIL]", "model endpoint")
+    tagged(out, "[ ok ]", "tokenizer")  # offline: the encoding ships in the package
+    tagged(out, "[ ok ]", "data folder")
+    assert "Traceback" not in out
+    assert out.strip().splitlines()[-1].startswith("2 check(s) failed")
+
+
+async def test_check_with_configured_env_file_passes_and_never_prints_secrets(tmp_path: Path) -> None:
+    async with FakeOpenAI(models=["gpt-4o-mini", "llama3"], require_key=KEY) as model:
+        (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\n"
+                                       f"OPENAI_BASE_URL={model.url}\nDM_MODEL=gpt-4o-mini\n")
+        code, out = await cli(tmp_path, "migrate")
+        assert code == 0 and "schema version 1" in out
+        code, out = await cli(tmp_path, "check")
+    assert code == 0, out
+    tagged(out, "[ ok ]", "settings")
+    assert "user id 1045815125904474224" in tagged(out, "[ ok ]", "Discord token")
+    assert "accepts the key (2 models)" in tagged(out, "[ ok ]", "model endpoint")
+    tagged(out, "[ ok ]", "model gpt-4o-mini")
+    assert "$0.15 in" in tagged(out, "[ ok ]", "price of gpt-4o-mini")
+    assert "up to date" in tagged(out, "[ ok ]", "database")
+    assert TOKEN not in out and KEY not in out and "GaBcDe" not in out
+    logs = "".join(p.read_text() for p in (tmp_path / "data" / "logs").glob("*.log*"))
+    assert KEY not in logs and TOKEN not in logs
+
+
+async def test_check_reports_refused_key_unknown_model_and_unpriced_model(tmp_path: Path) -> None:
+    async with FakeOpenAI(models=["llama3"], require_key="right-key") as model:
+        env = {"DISCORD_TOKEN": TOKEN, "OPENAI_API_KEY": "wrong-key", "OPENAI_BASE_URL": model.url,
+               "DM_MODEL": "mystery-model"}
+        code, out = await cli(tmp_path, "check", env=env)
+        assert code == 1
+        assert "key refused (401)" in tagged(out, "[FAIL]", "model endpoint")
+        assert "LLM_PRICES_JSON" in tagged(out, "[warn]", "price of mystery-model")
+
+        env["OPENAI_API_KEY"] = "right-key"
+        code, out = await cli(tmp_path, "check", env=env)
+        assert code == 1
+        tagged(out, "[ ok ]", "model endpoint")
+        assert "llama3" in tagged(out, "[FAIL]", "model mystery-model")
+
+
+async def test_check_reports_an_endpoint_that_is_down(tmp_path: Path) -> None:
+    async with FakeOpenAI() as model:
+        url = model.url  # the port is closed once the server stops
+    code, out = await cli(tmp_path, "check", env={"OPENAI_API_KEY": "x", "OPENAI_BASE_URL": url})
+    assert code == 1
+    assert "refused" in tagged(out, "[FAIL]", "model endpoint")
+
+
+async def test_bad_setting_stops_every_command_with_its_name(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TURN_WINDOW_SECONDS=-3\nOPENAI_BASE_URL=ftp://example\nTURN_MODE=chaos\n")
+    for command in ("check", "migrate", "run"):
+        code, out = await cli(tmp_path, command)
+        assert code == 2
+        for name in ("TURN_WINDOW_SECONDS", "OPENAI_BASE_URL", "TURN_MODE"):
+            assert name in out, (command, out)
+        assert "Traceback" not in out
+
+
+async def test_health_follows_the_heartbeat_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data)}
+    code, out = await cli(tmp_path, "health", env=env)
+    assert code == 1 and "has not connected" in out
+    data.mkdir()
+    beat = data / "heartbeat"
+    beat.write_text("")
+    code, out = await cli(tmp_path, "health", env=env)
+    assert code == 0 and out.startswith("[ ok ] heartbeat")
+    old = time.time() - 600
+    os.utime(beat, (old, old))
+    code, out = await cli(tmp_path, "health", env=env)
+    assert code == 1 and "hung or disconnected" in out
+    code, _ = await cli(tmp_path, "health", "--max-age", "900", env=env)
+    assert code == 0
