@@ -75,6 +75,9 @@ class PlayCog(commands.Cog):
     @app_commands.describe(action="What your character does or says")
     async def act(self, interaction: discord.Interaction, action: app_commands.Range[str, 1, 2000]) -> None:
         """Take an action in the story without typing in the channel."""
+        # Deferred like every command that touches the database: the first action of the evening
+        # loads the campaign, and a busy disk must not cost the player Discord's 3-second window.
+        await interaction.response.defer(thinking=True)
         msg = IncomingMessage(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
                               author_id=interaction.user.id, author_name=interaction.user.display_name,
                               content=action, message_id=interaction.id, explicit_action=True)

@@ -140,6 +140,7 @@ class GameSession:
         self.window = ctxmod.HistoryWindow()
         self.last_active = game.clock.now()
         self.recent_actions: dict[int, deque[float]] = {}
+        self.storing = 0  # actions past the queue check whose INSERT has not returned yet
         self.busy = False
         self.closed = False
         self.recovering = bool(pending)
@@ -751,30 +752,36 @@ class Game:
             return Intake("ignored", "paused")
         if msg.message_id is not None and not session.remember_message_id(msg.message_id):
             return Intake("ignored", "duplicate")
-        if len(session.pending) >= self.settings.channel_queue_limit:
+        try:
+            await self.check_budget(msg.guild_id, [msg.author_id])
+        except BudgetExhausted as exc:
+            return Intake("refused", "budget", exc.player_message)
+        # No await from here to the store call: the queue slot and the cooldown entry are taken in one
+        # step, so a burst of messages handled concurrently cannot all slip past the limits.
+        if len(session.pending) + session.storing >= self.settings.channel_queue_limit:
             return Intake("refused", "queue_full", QueueFull().player_message)
         now = self.clock.now()
         cooldown = self.settings.player_cooldown_seconds
         recent = session.recent_actions.get(msg.author_id)
         if cooldown and recent is not None and len(recent) == PLAYER_BURST and now - recent[0] < cooldown:
             return Intake("refused", "cooldown", OnCooldown(cooldown - (now - recent[0])).player_message)
-        try:
-            await self.check_budget(msg.guild_id, [msg.author_id])
-        except BudgetExhausted as exc:
-            return Intake("refused", "budget", exc.player_message)
-        character = session.character_of(msg.author_id)
-        text = msg.content.strip()
-        stored, new = await self.store.story.add_action(
-            campaign_id=session.campaign.id, turn=session.campaign.turn + 1, author_id=msg.author_id,
-            author_name=msg.author_name[:80], character_name=character.name if character else None,
-            content=text, token_count=self.count(text, session.config.model),
-            platform_message_id=msg.message_id, created_at=msg.created_at)
-        if not new:
-            return Intake("ignored", "duplicate", story_message_id=stored.id)
         if cooldown:
             if recent is None:
                 recent = session.recent_actions[msg.author_id] = deque(maxlen=PLAYER_BURST)
             recent.append(now)
+        character = session.character_of(msg.author_id)
+        text = msg.content.strip()
+        session.storing += 1
+        try:
+            stored, new = await self.store.story.add_action(
+                campaign_id=session.campaign.id, turn=session.campaign.turn + 1, author_id=msg.author_id,
+                author_name=msg.author_name[:80], character_name=character.name if character else None,
+                content=text, token_count=self.count(text, session.config.model),
+                platform_message_id=msg.message_id, created_at=msg.created_at)
+        finally:
+            session.storing -= 1
+        if not new:
+            return Intake("ignored", "duplicate", story_message_id=stored.id)
         if self.sessions.get(msg.channel_id) is not session or session.closed:
             return Intake("queued", "action", story_message_id=stored.id)  # ended meanwhile: stored only
         session.last_active = now

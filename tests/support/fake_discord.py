@@ -41,6 +41,9 @@ class RestCall:
     at: float
 
 
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
@@ -208,6 +211,11 @@ class FakeDiscord:
                            message_id: int | None = None, author_is_bot: bool = False) -> int:
         """Dispatch MESSAGE_CREATE from ``author`` (a user dict with id and username). Returns its id."""
         mid = message_id or self._snowflake()
+        if self.identify_payloads and not int(self.identify_payloads[-1].get("intents", 0)) & MESSAGE_CONTENT_INTENT:
+            # as Discord does: without the message-content intent, guild messages arrive with empty
+            # content unless they mention the bot
+            if not any(str(u.get("id")) == self.bot_user["id"] for u in mentions):
+                content = ""
         user = {**self._user(int(author["id"]), author.get("username", "someone"),
                              bot=bool(author.get("bot", author_is_bot)))}
         data: dict[str, Any] = {
@@ -230,10 +238,12 @@ class FakeDiscord:
     async def send_interaction(self, name: str, *, user: dict[str, Any], channel_id: int | None = None,
                                options: dict[str, Any] | None = None, subcommand: str | None = None,
                                group: str | None = None, permissions: str | None = None,
-                               type: int = 2, focused: str | None = None) -> tuple[str, str]:
+                               type: int = 2, focused: str | None = None,
+                               age_seconds: float = 0.0) -> tuple[str, str]:
         """Dispatch INTERACTION_CREATE for a chat-input command (``type=4`` for autocomplete, with
-        ``focused`` naming the option being typed). Returns ``(interaction_id, token)``."""
-        iid = str(self._snowflake())
+        ``focused`` naming the option being typed; ``age_seconds`` back-dates its id, e.g. past the
+        15-minute token lifetime). Returns ``(interaction_id, token)``."""
+        iid = str(self._snowflake(age_seconds))
         token = f"tok-{iid}"
         self._interactions[iid] = token
         opts = [self._option(k, v) for k, v in (options or {}).items()]
@@ -363,10 +373,10 @@ class FakeDiscord:
                 out.append(call)
         return out
 
-    def _snowflake(self) -> int:
-        """A fresh id whose embedded timestamp is now, as Discord's are: discord.py derives an
-        interaction's 15-minute expiry (and message times) from it."""
-        ms = int(time.time() * 1000) - 1_420_070_400_000  # Discord epoch, 2015-01-01
+    def _snowflake(self, age_seconds: float = 0.0) -> int:
+        """A fresh id whose embedded timestamp is now (minus ``age_seconds``), as Discord's are:
+        discord.py derives an interaction's 15-minute expiry (and message times) from it."""
+        ms = int((time.time() - age_seconds) * 1000) - 1_420_070_400_000  # Discord epoch, 2015-01-01
         return (ms << 22) | (next(self._counter) & 0xFFF)
 
     async def wait_for(self, predicate: Callable[..., bool], timeout: float = 10.0) -> None:

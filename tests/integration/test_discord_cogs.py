@@ -1,0 +1,229 @@
+"""The cogs against discord.py's real machinery, in this process: a real ``DungeonMasterBot`` logs in to
+the loopback Discord stand-in, receives gateway payloads (MESSAGE_CREATE, INTERACTION_CREATE) that
+discord.py parses into messages and interactions, and answers over REST, which the stand-in records.
+The model is the scripted OpenAI-compatible server. Faster than the end-to-end process test, so the
+cases that need many set-ups live here: intents, ephemeral answers, autocomplete, expired tokens,
+owner and admin checks, error sentences, typing, the queue limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.app import DungeonMasterBot, apply_discord_endpoints
+from bot.config import load_settings
+from bot.llm import LLMClient
+from bot.store import Database, Store
+from tests.support.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord
+from tests.support.fake_openai import Error, Hang, FakeOpenAI, Reply, narrator_default
+
+TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+EPHEMERAL = 64
+
+
+@dataclass
+class Table:
+    fake: FakeDiscord
+    model: FakeOpenAI
+    bot: DungeonMasterBot
+
+    async def command(self, name: str, user: dict, *, subcommand: str | None = None,
+                      options: dict | None = None, timeout: float = 10, **extra: Any) -> list[dict]:
+        """Send a slash command; wait for its callback and, if deferred, its follow-up (or a channel
+        message, for expired interactions). Returns the JSON bodies of its responses."""
+        iid, _ = await self.fake.send_interaction(name, user=user, subcommand=subcommand,
+                                                  options=options or {}, **extra)
+
+        def done() -> bool:
+            responses = self.fake.interaction_responses(iid)
+            if not responses:
+                return False
+            return (responses[0].json or {}).get("type") != 5 or len(responses) >= 2
+
+        await self.fake.wait_for(done, timeout=timeout)
+        return [r.json or {} for r in self.fake.interaction_responses(iid)]
+
+    async def channel_messages(self, count: int, timeout: float = 10) -> list[dict]:
+        channel = self.fake.channel_id
+        await self.fake.wait_for(lambda: len(self.fake.messages_in(channel)) >= count, timeout=timeout)
+        return self.fake.messages_in(channel)
+
+
+def text_of(responses: list[dict]) -> str:
+    parts = []
+    for body in responses:
+        data = body.get("data", body)
+        parts.append(data.get("content") or "")
+        parts.extend(json.dumps(e) for e in data.get("embeds") or [])
+    return "\n".join(parts)
+
+
+@contextlib.asynccontextmanager
+async def table(tmp_path: Path, **overrides: Any) -> AsyncIterator[Table]:
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    model = FakeOpenAI(default=narrator_default)
+    async with model, FakeDiscord() as fake:
+        settings = load_settings(None, **{
+            "discord_token": TOKEN, "discord_api_base": fake.api_base, "discord_gateway_url": fake.gateway_url,
+            "discord_dev_guild_id": fake.guild_id, "discord_owner_ids": [int(fake.owner["id"])],
+            "openai_api_key": "sk-test-cogs", "openai_base_url": model.url, "data_dir": tmp_path,
+            "turn_window_seconds": 0.3, "turn_extend_seconds": 0.1, "turn_max_window_seconds": 1.0,
+            "player_cooldown_seconds": 0, "llm_max_attempts": 1, "llm_timeout_seconds": 10, **overrides})
+        apply_discord_endpoints(settings)
+        async with Database.open(settings.database_path, migrate=True) as db, LLMClient.from_settings(settings) as llm:
+            bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm)
+            runner = asyncio.create_task(bot.start(TOKEN))
+            try:
+                await fake.wait_for_ready(timeout=20)
+                await fake.wait_for(lambda: bot.is_ready() or runner.done(), timeout=20)
+                assert not runner.done(), runner.exception()
+                yield Table(fake, model, bot)
+            finally:
+                await bot.close()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(runner, 5)
+                discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def start_with_party(t: Table) -> None:
+    await t.command("campaign", t.fake.owner, subcommand="start", options={"title": "Test Keep"})
+    for player, name in zip(t.fake.players, ["Aria", "Borin", "Cyra"]):
+        await t.command("join", player, options={"name": name, "class": "Rogue", "ancestry": "Elf"})
+
+
+async def test_without_content_intent_typed_chatter_is_ignored_but_mentions_and_act_play(tmp_path: Path) -> None:
+    async with table(tmp_path, discord_message_content_intent=False) as t:
+        assert not int(t.fake.identify_payloads[-1]["intents"]) & MESSAGE_CONTENT_INTENT
+        await start_with_party(t)
+        channel, me = t.fake.channel_id, t.bot.user
+        assert me is not None
+        before, count = len(t.model.chat_requests), len(t.fake.messages_in(channel))
+        await t.fake.send_message(channel, t.fake.players[0], "I open the door")  # arrives with empty content
+        await asyncio.sleep(1.0)  # more than the turn window: a turn would have started
+        assert len(t.model.chat_requests) == before and len(t.fake.messages_in(channel)) == count
+        assert await t.bot.store.db.fetchall("SELECT id FROM story_messages WHERE role = 'player'") == []
+
+        await t.fake.send_message(channel, t.fake.players[0], f"<@{me.id}> I open the door",
+                                  mentions=[t.fake.bot_user])
+        sent = await t.channel_messages(count + 1)
+        assert len(t.model.chat_requests) == before + 1
+        prompt = t.model.chat_requests[-1].body["messages"][-1]["content"]
+        assert "I open the door" in prompt and f"<@{me.id}>" not in prompt
+        assert sent[-1]["allowed_mentions"] == {"parse": []}
+
+        acted = await t.command("act", t.fake.players[1], options={"action": "I light a torch"})
+        assert acted[0]["type"] == 5 and "**bob**: I light a torch" in text_of(acted)
+        await t.channel_messages(count + 2)
+        assert "I light a torch" in t.model.chat_requests[-1].body["messages"][-1]["content"]
+
+
+async def test_private_roll_is_ephemeral_and_shows_the_breakdown(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        public = await t.command("roll", t.fake.players[0], options={"expression": "1d20+5", "reason": "Stealth"})
+        assert not (public[0].get("data") or {}).get("flags", 0) & EPHEMERAL
+        assert "Stealth" in text_of(public) and "1d20" in text_of(public) and "= `" in text_of(public)
+        private = await t.command("roll", t.fake.players[0], options={"expression": "4d6kh3", "private": True})
+        assert private[0]["type"] == 5 and private[0]["data"]["flags"] & EPHEMERAL
+        assert private[1]["flags"] & EPHEMERAL and "4d6kh3" in text_of(private)
+        bad = await t.command("roll", t.fake.players[0], options={"expression": "1d20+"})
+        assert "can't roll" in text_of(bad) and "Traceback" not in text_of(bad)
+        assert bad[-1]["flags"] & EPHEMERAL  # an error is shown to its author only
+
+
+async def test_character_names_autocomplete_and_sheets_are_embeds(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        iid, _ = await t.fake.send_interaction("character", user=t.fake.players[0], subcommand="show",
+                                               options={"name": "B"}, type=4, focused="name")
+        await t.fake.wait_for(lambda: bool(t.fake.interaction_responses(iid)))
+        callback = t.fake.interaction_responses(iid)[0].json
+        assert callback["type"] == 8
+        assert [c["name"] for c in callback["data"]["choices"]] == ["Borin"]
+
+        shown = await t.command("character", t.fake.players[2], subcommand="show", options={"name": "Aria"})
+        embed = shown[-1]["embeds"][0]
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        assert embed["title"] == "Aria" and fields["Class"] == "Rogue" and fields["Ancestry"] == "Elf"
+        assert embed["footer"]["text"] == "Played by ann"
+
+
+async def test_an_answer_after_the_interaction_token_expired_goes_to_the_channel(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        before = len(t.fake.messages_in(t.fake.channel_id))
+        iid, token = await t.fake.send_interaction("campaign", user=t.fake.players[0], subcommand="status",
+                                                   age_seconds=16 * 60)
+        sent = await t.channel_messages(before + 1)
+        assert "Test Keep" in json.dumps(sent[-1])
+        assert not any(f"/webhooks/{t.fake.application_id}/{token}" in c.path for c in t.fake.rest_log)
+
+
+async def test_admin_and_owner_commands_are_hidden_and_checked(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        puts = [c for c in t.fake.rest_log if c.method == "PUT" and c.path.endswith("/commands")]
+        synced = {c["name"]: c for c in puts[-1].json}
+        assert int(synced["config"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
+        assert int(synced["usage"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
+
+        refused = await t.command("admin", t.fake.admin, subcommand="sync", options={"scope": "guild"})
+        assert "owner" in text_of(refused).lower()
+        syncs = len([c for c in t.fake.rest_log if c.method == "PUT"])
+        done = await t.command("admin", t.fake.owner, subcommand="sync", options={"scope": "guild"})
+        assert len([c for c in t.fake.rest_log if c.method == "PUT"]) == syncs + 1 and "ynced" in text_of(done)
+
+        shown = await t.command("config", t.fake.admin, subcommand="show")
+        assert "turn_window_seconds" in text_of(shown)
+        bad = await t.command("config", t.fake.admin, subcommand="set", options={"key": "turn_mode", "value": "chaos"})
+        assert "turn_mode" in text_of(bad) and "Traceback" not in text_of(bad)
+        usage = await t.command("usage", t.fake.players[0])
+        assert "Manage Server" in text_of(usage)
+
+
+async def test_model_failures_become_a_sentence_and_the_actions_are_kept(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        channel = t.fake.channel_id
+        t.model.push(Error(429, code="insufficient_quota", message="You exceeded your current quota"))
+        before = len(t.fake.messages_in(channel))
+        await t.fake.send_message(channel, t.fake.players[0], "I pick the lock")
+        sent = await t.channel_messages(before + 1)
+        assert "out of ink" in sent[-1]["content"] and "Traceback" not in sent[-1]["content"]
+        rows = await t.bot.store.db.fetchall(
+            "SELECT state FROM story_messages WHERE content = 'I pick the lock'")
+        assert [r[0] for r in rows] == ["pending"]
+
+        # the typing indicator was shown while the DM worked; the next turn answers the kept action
+        assert any(c.method == "POST" and c.path == f"/channels/{channel}/typing" for c in t.fake.rest_log)
+        t.model.push(Reply("The lock clicks open."))
+        await t.fake.send_message(channel, t.fake.players[1], "I hold the lantern")
+        sent = await t.channel_messages(before + 2)
+        assert "lock clicks open" in sent[-1]["content"]
+        last_prompt = t.model.chat_requests[-1].body["messages"][-1]["content"]
+        assert "I pick the lock" in last_prompt and "I hold the lantern" in last_prompt
+
+
+@pytest.mark.parametrize("limit", [3])
+async def test_a_flooded_channel_gets_a_clear_answer_when_its_queue_is_full(tmp_path: Path, limit: int) -> None:
+    async with table(tmp_path, channel_queue_limit=limit) as t:
+        await start_with_party(t)
+        channel = t.fake.channel_id
+        t.model.push(Hang(30))
+        await t.fake.send_message(channel, t.fake.players[0], "I start the ritual")
+        await t.fake.wait_for(lambda: len(t.model.chat_requests) >= 1, timeout=10)  # the DM is busy
+        before = len(t.fake.messages_in(channel))
+        for i in range(limit + 2):
+            await t.fake.send_message(channel, t.fake.players[i % 3], f"flood {i}")
+        sent = await t.channel_messages(before + 1)
+        refusals = [m for m in sent[before:] if "too many actions waiting" in (m.get("content") or "")]
+        assert refusals and all(m.get("message_reference") for m in refusals)
+        stored = await t.bot.store.db.fetchall("SELECT content FROM story_messages WHERE content LIKE 'flood %'")
+        assert len(stored) == limit - 1  # the action being answered holds one slot of the queue
