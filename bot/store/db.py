@@ -154,8 +154,11 @@ class Database:
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one statement in its own transaction; returns ``lastrowid`` (for INSERT) or rowcount."""
         async with self._lock:
+            if sql.lstrip()[:6].upper() == "INSERT":  # one round trip to the database thread
+                row = await self.conn.execute_insert(sql, params)
+                return int(row[0]) if row and row[0] is not None else 0
             cursor = await self.conn.execute(sql, params)
-            result = cursor.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cursor.rowcount
+            result = cursor.rowcount
             await cursor.close()
             return int(result or 0)
 
@@ -166,18 +169,14 @@ class Database:
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> aiosqlite.Row | None:
         """First row of a query, or None."""
-        async with self._lock:
-            cursor = await self.conn.execute(sql, params)
-            row = await cursor.fetchone()
-            await cursor.close()
-            return row
+        async with self._lock:  # execute_fetchall: one round trip to the database thread, not three
+            rows = await self.conn.execute_fetchall(sql, params)
+            return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[aiosqlite.Row]:
         """All rows of a query."""
         async with self._lock:
-            cursor = await self.conn.execute(sql, params)
-            rows = await cursor.fetchall()
-            await cursor.close()
+            rows = await self.conn.execute_fetchall(sql, params)
             return list(rows)
 
     # --- migrations ------------------------------------------------------------------------------

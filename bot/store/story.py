@@ -110,21 +110,19 @@ class StoryStore:
                     (*replaces_message_ids, campaign_id))
             stored_notes: list[StoryMessage] = []
             for text, tokens in notes:
-                cursor = await conn.execute(
+                note_row = await conn.execute_insert(  # one round trip: insert + last_insert_rowid()
                     "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
                     " character_name, content, token_count, state, created_at)"
                     " VALUES (?, ?, 'system', NULL, 'table', NULL, ?, ?, 'answered', ?)",
                     (campaign_id, turn, text, tokens, now))
-                stored_notes.append(StoryMessage(int(cursor.lastrowid or 0), campaign_id, turn, "system",
+                stored_notes.append(StoryMessage(int(note_row[0]) if note_row else 0, campaign_id, turn, "system",
                                                  None, "table", None, text, tokens, "answered", now))
-                await cursor.close()
-            cursor = await conn.execute(
+            dm_row = await conn.execute_insert(
                 "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
                 " character_name, content, token_count, state, created_at)"
                 " VALUES (?, ?, 'dm', NULL, 'DM', NULL, ?, ?, 'answered', ?)",
                 (campaign_id, turn, dm_content, dm_token_count, now))
-            dm_id = cursor.lastrowid
-            await cursor.close()
+            dm_id = dm_row[0] if dm_row else None
             for r in rolls:
                 await conn.execute(
                     "INSERT INTO dice_rolls (campaign_id, turn, roller_id, roller_name, character_name,"
