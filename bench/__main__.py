@@ -171,6 +171,9 @@ async def game_on(tmp: Path, url: str | None, *, narrator: Any, count_prompts: b
             llm = MeasuringLLM(client, count_prompts=count_prompts)
             game = Game(store=Store(db), llm=llm, settings=settings, narrator=narrator)
             await game.start()
+            from bot.runtime import freeze_startup_heap
+
+            freeze_startup_heap()  # as the bot process does once it is set up (bot/app.py)
             try:
                 yield game, db, llm
             finally:
@@ -270,6 +273,7 @@ async def bench_prompt_growth(url: str, turns: int) -> dict[str, Any]:
     marks = [m for m in (50, 100, 500, 1000, 2000) if m <= turns]
     narrator = NullNarrator()
     sizes: dict[int, int] = {}
+    every: dict[int, int] = {}
     whole: dict[int, int] = {}
     shares: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -284,14 +288,17 @@ async def bench_prompt_growth(url: str, turns: int) -> dict[str, Any]:
             previous: list[dict[str, Any]] | None = None
             for turn in range(1, turns + 1):
                 before = len(llm.prompts)
+                calls_before_turn = llm.calls
                 await game.handle_message(act(42, 100 + turn % 3, f"Hero{turn % 3} explores corridor {turn}", turn))
                 await narrator.wait(42)
                 prompt = next(p for p in llm.prompts[before:] if p[0]["content"].startswith("You are the Dungeon"))
+                every[turn] = count_message_tokens(prompt)
+                del llm.prompts[:]  # keep memory flat over thousands of turns
                 if turn in marks:
-                    sizes[turn] = count_message_tokens(prompt)
+                    sizes[turn] = every[turn]
                     whole[turn] = sum(m.token_count + 8 for m in await store.story.transcript(1)
                                       if m.role in ("player", "dm", "system"))
-                if previous is not None and len(llm.prompts) - before == 1:  # no fold in between
+                if previous is not None and calls_before_turn == llm.calls - 1:  # no fold in between
                     a = json.dumps(previous)
                     b = json.dumps(prompt)
                     common = 0
@@ -303,7 +310,16 @@ async def bench_prompt_growth(url: str, turns: int) -> dict[str, Any]:
                 previous = prompt
                 await asyncio.sleep(0)  # let a scheduled fold start
     ratio = {t: round(whole[t] / sizes[t], 1) for t in marks}
-    return {"prompt_tokens_at_turn": sizes, "whole_history_tokens_at_turn": whole,
+    # The sticky history window (bot/game/context.py) makes the prompt a sawtooth: it grows by a turn at
+    # a time, then drops when the window jumps forward, so that endpoints can reuse cached prefixes.
+    # A single turn samples one point of that cycle; the mean of the 20 turns ending at each mark is
+    # what the campaign costs around that point.
+    mean20 = {t: round(statistics.mean(every[k] for k in range(max(1, t - 19), t + 1))) for t in marks}
+    band = [every[k] for k in range(100, turns + 1)] if turns >= 100 else []
+    return {"prompt_tokens_at_turn": sizes, "prompt_tokens_mean20_at_turn": mean20,
+            "prompt_tokens_min_max_after_turn_100": [min(band), max(band)] if band else None,
+            "turn_max_vs_turn_100_mean20": round(mean20[marks[-1]] / mean20[100], 3) if 100 in mean20 else None,
+            "whole_history_tokens_at_turn": whole,
             "whole_history_ratio": ratio,
             "turn_max_vs_turn_100": round(sizes[marks[-1]] / sizes[100], 3) if 100 in sizes else None,
             "prefix_share_median": round(statistics.median(shares), 3) if shares else None,
@@ -428,7 +444,8 @@ MARKS = [
     ("overhead", "overhead_ms_p99", "<=", 25.0, "bot overhead per turn, p99 ms (200 channels)"),
     ("throughput_core", "turns_per_second", ">=", 300.0, "turns/s, 200 channels, core + SQLite"),
     ("throughput_http", "turns_per_second", ">=", 300.0, "turns/s, 200 channels, + openai SDK over HTTP"),
-    ("prompt_growth", "turn_max_vs_turn_100", "<=", 1.10, "prompt at last turn / turn 100"),
+    ("prompt_growth", "turn_max_vs_turn_100_mean20", "<=", 1.10, "prompt at last turn / turn 100 (20-turn means)"),
+    ("prompt_growth", "turn_max_vs_turn_100", "<=", 1.10, "prompt at last turn / turn 100 (single turns)"),
     ("prompt_growth", "prefix_share_median", ">=", 0.80, "byte-identical prefix share, median"),
     ("memory", "kib_per_session", "<=", 64.0, "resident KiB per loaded session"),
     ("cold_start", "seconds_median", "<=", 2.0, "cold start to ready, seconds"),

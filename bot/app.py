@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -233,6 +234,9 @@ class DungeonMasterBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to dev guild %s", len(synced), guild.id)
         await self.game.start()
+        from bot.runtime import freeze_startup_heap
+
+        freeze_startup_heap()  # libraries and cogs are loaded: keep them out of later GC passes
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
     async def close(self) -> None:
@@ -287,6 +291,22 @@ class DungeonMasterBot(commands.AutoShardedBot):
         return await super().is_owner(user)
 
 
+def _close_on_signals(bot: DungeonMasterBot) -> None:
+    """SIGTERM (``docker stop``, systemd) and SIGINT close the bot cleanly: a running turn gets
+    ``CLOSE_GRACE_SECONDS`` to finish and deliver, the gateway and database close, exit code 0.
+    Whatever is not answered by then stays pending in the database and is answered on the next start."""
+    loop = asyncio.get_running_loop()
+
+    def close(signame: str) -> None:
+        log.info("%s received: closing", signame)
+        if not bot.is_closed():
+            asyncio.ensure_future(bot.close())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+            loop.add_signal_handler(sig, close, sig.name)
+
+
 async def run_bot(settings: Settings) -> int:
     """Run the bot until it is stopped. Returns the process exit code.
 
@@ -303,6 +323,7 @@ async def run_bot(settings: Settings) -> int:
     async with Database.open(settings.database_path, migrate=True) as db, \
             LLMClient.from_settings(settings) as llm:
         bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm)
+        _close_on_signals(bot)
         async with bot:
             try:
                 await bot.start(settings.discord_token.get_secret_value())

@@ -197,9 +197,21 @@ async def test_discord_evening_end_to_end(tmp_path: Path) -> None:
 
             # FIREBALL replay in a second channel: batched, ignores ! commands and the other bot
             await replay_fireball(fake, model, db)
+
+            # SIGTERM (docker stop) while the model is answering: the turn finishes, then a clean exit
+            model.push(Reply("The doors close behind you.", delay=1.5))
+            before, asked = len(fake.messages_in(channel)), len(model.chat_requests)
+            await fake.send_message(channel, players[2], "I step through the doors")
+            await fake.wait_for(lambda *_: len(model.chat_requests) > asked, timeout=15)
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+            assert "doors close behind you" in fake.messages_in(channel)[-1]["content"]
+            assert len(fake.messages_in(channel)) == before + 1
+            assert db.execute("SELECT COUNT(*) FROM story_messages WHERE state = 'pending'").fetchone() == (0,)
         finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            if proc.returncode is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
             db.close()
 
         # everything the bot sent is safe for Discord
