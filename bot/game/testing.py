@@ -115,11 +115,13 @@ class ScriptedModel:
 
 
 class RecordingNarrator:
-    """A ``Narrator`` that records every reply and counts ``thinking`` entries."""
+    """A ``Narrator`` that records every reply and counts ``thinking`` entries; ``await wait_for(n)``
+    until ``n`` replies (or notices) arrived."""
 
     def __init__(self) -> None:
         self.replies: list[DMReply] = []
         self.thinking_entered = 0
+        self._changed = asyncio.Event()
 
     @property
     def turns(self) -> list[DMReply]:
@@ -134,12 +136,23 @@ class RecordingNarrator:
     async def deliver(self, reply: DMReply) -> None:
         """Record ``reply``."""
         self.replies.append(reply)
+        self._changed.set()
 
     @contextlib.asynccontextmanager
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:
         """Count the entry; do nothing else."""
         self.thinking_entered += 1
         yield
+
+    async def wait_for(self, count: int, *, notices: bool = False, timeout: float = 10.0) -> None:
+        """Wait (real time, at most ``timeout`` seconds) until ``count`` non-notice replies, or with
+        ``notices`` that many notices, were delivered. Raises ``TimeoutError``."""
+        async def wait() -> None:
+            while len(self.notices if notices else self.turns) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
 
 
 async def settle(game: Any, clock: ManualClock | None = None, timeout: float = 5.0) -> None:

@@ -1,54 +1,19 @@
-"""Helpers for driving the game core in tests: a narrator that records replies, and a Game factory
-wired to the real model client and a scripted OpenAI-compatible server."""
+"""Helpers for driving the game core in integration tests: a Game factory wired to the real model client
+and a scripted OpenAI-compatible server (the recording narrator is ``bot.game.testing``'s)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.game.api import DMReply
 from bot.game.sessions import Game
+from bot.game.testing import RecordingNarrator
 from bot.store import Database, Store
 
 SUMMARY_MARK = "You keep the campaign notes"
-
-
-class RecordingNarrator:
-    """Records every delivered reply; ``await wait_for(n)`` until ``n`` non-notice replies arrived."""
-
-    def __init__(self) -> None:
-        self.replies: list[DMReply] = []
-        self.thinking_entered = 0
-        self._changed = asyncio.Event()
-
-    @property
-    def turns(self) -> list[DMReply]:
-        return [r for r in self.replies if r.kind != "notice"]
-
-    @property
-    def notices(self) -> list[DMReply]:
-        return [r for r in self.replies if r.kind == "notice"]
-
-    async def deliver(self, reply: DMReply) -> None:
-        self.replies.append(reply)
-        self._changed.set()
-
-    @contextlib.asynccontextmanager
-    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
-        self.thinking_entered += 1
-        yield
-
-    async def wait_for(self, count: int, *, notices: bool = False, timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while len(self.notices if notices else self.turns) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
 
 
 def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
