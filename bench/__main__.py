@@ -5,7 +5,7 @@ OpenAI-compatible server (tests/support/fake_openai.py) in its own process on 12
 fixed latency, reached through the real ``LLMClient``; the database is a real SQLite file.
 Prints a table and writes the figures to ``bench/results/latest.json``.
 
-    python -m bench            # everything (a few minutes on 2 cores)
+    python -m bench            # everything (about 10 minutes on 2 cores); scripts/bench.sh sets up .venv first
     python -m bench --quick    # smaller sizes, for a smoke run
 """
 
@@ -414,6 +414,8 @@ async def bench_replay(url: str, speed: float) -> dict[str, Any]:
 async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     stored = 500 if quick else 5000
+    if only in (None, "cold"):  # first, on a quiet machine: the later runs leave servers and pages behind
+        results["cold_start"] = bench_cold_start(runs=2 if quick else 5)
     if only in (None, "overhead"):
         with model_server(latency=1.0) as slow_url:
             results["overhead"] = await bench_overhead(slow_url, channels=200, stored=stored,
@@ -434,8 +436,6 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
             results["memory"] = await bench_memory(url, channels=1000 if quick else 10_000)
         if only in (None, "replay"):
             results["replay"] = await bench_replay(url, speed=600.0 if quick else 60.0)
-    if only in (None, "cold"):
-        results["cold_start"] = bench_cold_start(runs=2 if quick else 5)
     return results
 
 

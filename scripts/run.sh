@@ -5,19 +5,8 @@
 # Extra arguments go to `python -m bot` (default: run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-# Install only when pyproject.toml changed since the last install (a stamp in .venv records it).
-hash=$(sha256sum pyproject.toml | cut -c1-16)
-stamp=".venv/.installed-run-$hash"
-# scripts/test.sh installs a superset ('.[test]'); its stamp counts too.
-if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-test-$hash" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
-  rm -f .venv/.installed-run-* && touch "$stamp"
-fi
+. scripts/_venv.sh
+ensure_venv ""
 if [ ! -f .env ] && [ -z "${DISCORD_TOKEN:-}" ]; then
   cp .env.example .env
   echo "Created .env from .env.example. Put your DISCORD_TOKEN and OPENAI_API_KEY in it, then run $0 again." >&2

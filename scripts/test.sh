@@ -5,17 +5,8 @@
 # pytest's exit code 5 ("no tests ran") is turned into a failure: an empty run is not green.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-# Install only when pyproject.toml changed since the last install (a stamp in .venv records it).
-stamp=".venv/.installed-test-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-  rm -f .venv/.installed-test-* && touch "$stamp"
-fi
+. scripts/_venv.sh
+ensure_venv test
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
