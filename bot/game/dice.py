@@ -2,7 +2,8 @@
 
 Limits against abuse: an expression of at most ``MAX_EXPRESSION_CHARS`` characters, at most
 ``MAX_ROLLS`` dice rolled in one expression (d20's ``RollContext``) and dice of at most
-``MAX_SIDES`` sides; the breakdown shown is cut to ``MAX_BREAKDOWN_CHARS`` characters.
+``MAX_SIDES`` sides; a total within ``MAX_TOTAL`` either way; the breakdown shown is cut to
+``MAX_BREAKDOWN_CHARS`` characters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ MAX_EXPRESSION_CHARS = 100
 MAX_ROLLS = 200
 MAX_SIDES = 1000
 MAX_BREAKDOWN_CHARS = 400
+MAX_TOTAL = 10**12  # totals are stored as SQLite integers (64-bit); no table needs more
 
 _SIDES = re.compile(r"d\s*(\d+)", re.I)
 _ADVANTAGE = re.compile(r"^\s*(advantage|adv|disadvantage|dis)\b\s*", re.I)
@@ -34,7 +36,8 @@ def roll(expression: str) -> tuple[int, str, str]:
     ``adv 1d20+3`` / ``dis 1d20+3`` are accepted as advantage/disadvantage on the d20.
 
     Raises:
-        DiceError: empty, too long, too many dice, too many sides, or not a dice expression.
+        DiceError: empty, too long, too many dice, too many sides, a total out of range (or a
+            division by zero), or not a dice expression.
     """
     expr = (expression or "").strip()
     if not expr:
@@ -51,15 +54,18 @@ def roll(expression: str) -> tuple[int, str, str]:
     roller = d20.Roller(context=d20.RollContext(max_rolls=MAX_ROLLS))
     try:
         result = roller.roll(expr, advantage=adv)
+        total = result.total  # d20 evaluates arithmetic lazily: division by zero surfaces here
     except d20.TooManyRolls:
         raise DiceError(f"That's too many dice (at most {MAX_ROLLS} in one roll).") from None
     except d20.RollError as exc:
         raise DiceError(f"I can't roll `{expr}`: write it like `1d20+5`, `4d6kh3` or `2d20kh1+3`. "
                         f"({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(total, int) or abs(total) > MAX_TOTAL:
+        raise DiceError(f"That roll's total is out of range (at most {MAX_TOTAL:,} either way).")
     breakdown = str(result)
     if len(breakdown) > MAX_BREAKDOWN_CHARS:
-        breakdown = f"{expr} = `{result.total}`"
-    return int(result.total), breakdown, expr
+        breakdown = f"{expr} = `{total}`"
+    return total, breakdown, expr
 
 
 def make_roll(expression: str, *, reason: str = "", roller_id: int | None, roller_name: str,

@@ -51,3 +51,15 @@ def test_make_roll_builds_a_record() -> None:
                        campaign_id=2, turn=4)
     assert record.id is None and record.expression == "1d20+3" and record.reason == "Stealth"
     assert 4 <= record.total <= 23 and not record.by_dm and record.turn == 4
+
+
+@pytest.mark.parametrize(("expr", "hint"), [
+    ("1d20/0", "divide by zero"),  # d20 evaluates lazily: the error surfaces after parsing
+    ("(1d6-1d6)/0", "divide by zero"),
+    ("1d20*9999999999999999999999", "out of range"),  # would overflow the 64-bit column it is stored in
+    ("-1d20*99999999999999", "out of range"),
+])
+def test_arithmetic_that_cannot_be_stored_or_computed_is_a_user_error(expr: str, hint: str) -> None:
+    with pytest.raises(DiceError) as caught:
+        roll(expr)
+    assert hint in caught.value.player_message
