@@ -222,6 +222,21 @@ async def test_concurrent_duplicate_deliveries_store_one_action(tmp_path: Path) 
         assert len(await env.store.story.pending(1)) == 1
 
 
+async def test_limits_hold_when_messages_are_handled_concurrently(tmp_path: Path) -> None:
+    """Discord delivers a flood as concurrent ``on_message`` tasks: every one must see the slots the
+    others took, though their INSERTs have not returned yet."""
+    async with make_env(tmp_path, channel_queue_limit=4, player_cooldown_seconds=10) as env:
+        await party_of(env, ANN, BOB, CY)
+        ann = await asyncio.gather(*(env.act(ANN, f"I jump {i}") for i in range(6)))
+        assert [i.status for i in ann].count("queued") == 3  # the burst allowance, not six
+        assert {i.reason for i in ann if i.status == "refused"} == {"cooldown"}
+        rest = await asyncio.gather(*(env.act(who, f"I shout {i}") for i, who in enumerate([BOB, CY, BOB, CY])))
+        assert [i.status for i in rest].count("queued") == 1  # 3 + 1 = the queue limit of 4
+        assert {i.reason for i in rest if i.status == "refused"} == {"queue_full"}
+        stored = await env.store.story.pending(env.game.sessions[WHERE.channel_id].campaign.id)
+        assert len(stored) == 4
+
+
 async def test_queue_limit_and_player_cooldown_refuse_kindly(tmp_path: Path) -> None:
     async with make_env(tmp_path, channel_queue_limit=4, player_cooldown_seconds=10) as env:
         await party_of(env, ANN, BOB, CY)
