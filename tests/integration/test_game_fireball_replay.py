@@ -25,7 +25,7 @@ from typing import Any
 from bot.config import load_settings
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
 from bot.game.sessions import Game
-from bot.game.testing import RecordingNarrator
+from tests.support.doubles import RecordingNarrator
 from bot.game.turns import ManualClock
 from bot.llm import LLMClient
 from bot.store import Database, Store

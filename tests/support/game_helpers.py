@@ -1,5 +1,5 @@
 """Helpers for driving the game core in integration tests: a Game factory wired to the real model client
-and a scripted OpenAI-compatible server (the recording narrator is ``bot.game.testing``'s)."""
+and a scripted OpenAI-compatible server (the recording narrator is ``tests.support.doubles``'s)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.game.sessions import Game
-from bot.game.testing import RecordingNarrator
+from tests.support.doubles import RecordingNarrator
 from bot.store import Database, Store
 
 SUMMARY_MARK = "You keep the campaign notes"

@@ -20,7 +20,7 @@ from bot.errors import BotError, UserInputError
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
 from bot.game.errors import NoCampaign, NotAllowed, NothingToUndo, NotInParty
 from bot.game.sessions import FAILED_TURN_NOTICE, FOLD_RETRY_TURNS, Game
-from bot.game.testing import Held, RecordingNarrator, ScriptedModel, advance, reply, settle
+from tests.support.doubles import Held, RecordingNarrator, ScriptedModel, advance, reply, settle
 from bot.game.turns import ManualClock
 from bot.llm.errors import ServiceUnavailable
 from bot.store import Database, Store

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.game.testing import ScriptedModel, reply
+from tests.support.doubles import ScriptedModel, reply
 from bot.store import Database, Store
 from bot.terminal import HELP, player_id, play, split_speaker
 

@@ -1,7 +1,7 @@
 """In-process doubles for driving the game core without a network or real waiting: a scripted model
 (``ModelPort``), a narrator that records replies, and ``settle`` to wait until the core has reacted.
 
-Used by the unit tests and by ``python -m bot play --offline``-style experiments; integration tests use
+Used by the unit tests; integration tests use
 the real ``LLMClient`` against ``tests/support/fake_openai.py`` instead.
 """
 
