@@ -5,7 +5,7 @@ Times are UNIX seconds (float, UTC). Token counts are tiktoken tokens of the cam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 CampaignStatus = Literal["active", "paused", "ended"]
@@ -13,6 +13,8 @@ StoryRole = Literal["player", "dm", "system"]
 # pending: stored, not yet answered by the DM; answered: part of a finished turn;
 # undone: removed from the story by /undo (kept for the audit trail, never sent to the model).
 MessageState = Literal["pending", "answered", "undone"]
+TurnMode = Literal["batch", "mention"]
+ContentRating = Literal["family", "teen", "mature"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +40,14 @@ class GuildConfig:
     model: str
     temperature: float
     max_tokens: int
-    turn_mode: str
+    turn_mode: TurnMode
     turn_window_seconds: float
     allowed_channel_ids: tuple[int, ...]
     ignored_prefixes: tuple[str, ...]
     guild_daily_token_budget: int
     player_daily_token_budget: int
     dm_style: str
-    content_rating: str
+    content_rating: ContentRating
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -128,7 +130,6 @@ class StoryMessage:
     state: MessageState
     created_at: float
     platform_message_id: int | None = None
-    summarized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,16 @@ class UsageReport:
 
 @dataclass(frozen=True, slots=True)
 class CampaignStatusReport:
-    """``/campaign status``: the campaign, its party, counts and what is waiting."""
+    """``/campaign status``: the campaign, its party, counts and what is waiting.
+
+    Attributes:
+        story_messages: live (not undone) story messages.
+        pending_actions: actions waiting for the DM.
+        summary_tokens: tokens of the running summary.
+        busy: True while the DM is writing a reply.
+        turn_mode, model: the server's turn mode and model.
+        unsummarised_tokens: prompt tokens the story not yet folded into the summary would cost.
+    """
 
     campaign: Campaign
     party: tuple[Character, ...]
@@ -199,4 +209,6 @@ class CampaignStatusReport:
     pending_actions: int
     summary_tokens: int
     busy: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    turn_mode: TurnMode = "batch"
+    model: str = ""
+    unsummarised_tokens: int = 0

@@ -1,28 +1,62 @@
-"""Helpers shared by the cogs: who is calling, where, and how sheets and reports look as embeds."""
+"""Helpers shared by the cogs: who is calling, where, the owner check, and how sheets and reports look
+as embeds."""
 
 from __future__ import annotations
 
-import discord
+from collections.abc import Callable
+from typing import TypeVar, cast
 
-from bot.app import EMBED_COLOUR
+import discord
+from discord import app_commands
+
+from bot.app import EMBED_COLOUR, CheckRefused, DungeonMasterBot, is_server_admin
+from bot.errors import UserInputError
 from bot.game.api import Actor, ChannelRef
 from bot.models import CampaignStatusReport, Character, GuildConfig, UsageLine, UsageReport
+
+T = TypeVar("T")
+
+NOT_IN_A_SERVER = "That command only works in a server channel."
+
+
+def bot_of(interaction: discord.Interaction) -> DungeonMasterBot:
+    """The bot that received ``interaction``. Every command of this project is registered on a
+    ``DungeonMasterBot``'s tree, so its client is one; discord.py types it only as ``Client``."""
+    return cast(DungeonMasterBot, interaction.client)
 
 
 def actor_of(interaction: discord.Interaction) -> Actor:
     """The caller as the game core sees them. ``is_admin`` comes from the caller's resolved channel
-    permissions (Manage Server), checked at run time, not only by Discord's command visibility."""
-    perms = interaction.permissions
-    client = interaction.client
-    owner_ids = getattr(getattr(client, "settings", None), "discord_owner_ids", []) or []
+    permissions (Manage Server), checked at run time, not only by Discord's command visibility;
+    ``is_owner`` from ``DISCORD_OWNER_IDS``."""
+    owner_ids = bot_of(interaction).settings.discord_owner_ids
     return Actor(user_id=interaction.user.id, name=interaction.user.display_name,
-                 is_admin=bool(perms.manage_guild or perms.administrator),
-                 is_owner=interaction.user.id in owner_ids)
+                 is_admin=is_server_admin(interaction), is_owner=interaction.user.id in owner_ids)
 
 
 def where_of(interaction: discord.Interaction) -> ChannelRef:
     """The guild and channel the command was called in."""
     return ChannelRef(guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0)
+
+
+def guild_id_of(interaction: discord.Interaction) -> int:
+    """The server the command was called in. Raises ``UserInputError`` (shown as a sentence) outside
+    one; the server-only groups cannot be called there, but a command must not rely on that alone."""
+    if interaction.guild_id is None:
+        raise UserInputError(NOT_IN_A_SERVER)
+    return interaction.guild_id
+
+
+def owner_only(refusal: str) -> Callable[[T], T]:
+    """An ``app_commands.check`` for the bot's owners (``DungeonMasterBot.is_owner``). Anyone else
+    gets ``refusal`` as an ephemeral sentence, through the bot's one error handler."""
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        if await bot_of(interaction).is_owner(interaction.user):
+            return True
+        raise CheckRefused(refusal)
+
+    return app_commands.check(predicate)
 
 
 def sheet_embed(character: Character) -> discord.Embed:
@@ -53,7 +87,9 @@ def status_embed(report: CampaignStatusReport) -> discord.Embed:
     party = "\n".join(f"**{p.name}** ({p.ancestry} {p.char_class}, HP {p.hp}/{p.max_hp}) — {p.player_name}"
                       for p in report.party)
     embed.add_field(name="Party", value=party[:1024] or "nobody yet: /join", inline=False)
-    embed.add_field(name="Story", value=f"{report.story_messages} messages, summary {report.summary_tokens} tokens")
+    embed.add_field(name="Story", value=f"{report.story_messages} messages, summary {report.summary_tokens} tokens, "
+                    f"{report.unsummarised_tokens} tokens not yet summarised")
+    embed.add_field(name="Table", value=f"turn mode `{report.turn_mode}`, model `{report.model}`")
     embed.add_field(name="Waiting", value=f"{report.pending_actions} action(s)"
                     + (" — the DM is writing" if report.busy else ""))
     return embed

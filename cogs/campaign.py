@@ -10,24 +10,26 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import DungeonMasterBot, respond
+from bot.game.rules import SETTING_MAX, TITLE_MAX, TONE_MAX
 from cogs._common import actor_of, status_embed, where_of
 
 
+@app_commands.guild_only()  # on the class: discord.py ignores guild_only on a GroupCog's subcommands
 class CampaignCog(commands.GroupCog, group_name="campaign", group_description="Run this channel's campaign"):
-    """Start, pause, resume and end the campaign played in a channel; read its story."""
+    """Start, pause, resume and end the campaign played in a channel; read its story. The whole
+    ``/campaign`` group is server-only (a campaign started in a DM could never be played)."""
 
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
         super().__init__()
 
     @app_commands.command(name="start")
-    @app_commands.guild_only()
     @app_commands.describe(title="The campaign's name", setting="Where and when it takes place",
                            tone="e.g. heroic, grim, comedic, horror")
     async def start(self, interaction: discord.Interaction,
-                    title: app_commands.Range[str, 1, 100],
-                    setting: app_commands.Range[str, 0, 1500] = "",
-                    tone: app_commands.Range[str, 0, 200] = "") -> None:
+                    title: app_commands.Range[str, 1, TITLE_MAX],
+                    setting: app_commands.Range[str, 0, SETTING_MAX] = "",
+                    tone: app_commands.Range[str, 0, TONE_MAX] = "") -> None:
         """Start a new campaign in this channel."""
         await interaction.response.defer(thinking=True)
         campaign = await self.bot.game.start_campaign(where_of(interaction), actor_of(interaction),
@@ -83,4 +85,5 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
 
 
 async def setup(bot: DungeonMasterBot) -> None:
+    """discord.py extension entry point: add the ``CampaignCog``."""
     await bot.add_cog(CampaignCog(bot))

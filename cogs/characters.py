@@ -8,13 +8,16 @@ from discord.ext import commands
 
 from bot.app import DungeonMasterBot, respond
 from bot.game.api import CharacterSheetInput
+from bot.game.rules import AC_MAX, AC_MIN, HP_MIN, LEVEL_MAX, LEVEL_MIN, MAX_HP_MAX, MAX_HP_MIN, NAME_MAX, TEXT_MAX
 from cogs._common import actor_of, sheet_embed, where_of
 
 
 class CharactersCog(commands.Cog):
     """Join the party with a character, and read or change character sheets."""
 
-    character = app_commands.Group(name="character", description="Your character sheet", guild_only=True)
+    # guild_only sets the legacy dm_permission; allowed_contexts the `contexts` Discord reads today
+    character = app_commands.Group(name="character", description="Your character sheet", guild_only=True,
+                                   allowed_contexts=app_commands.AppCommandContext(guild=True))
 
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
@@ -30,11 +33,11 @@ class CharactersCog(commands.Cog):
                            ancestry="e.g. Human, Elf, Dwarf", backstory="A few sentences about them",
                            max_hp="Maximum hit points (default: by class)", ac="Armor class (default: by class)")
     @app_commands.rename(char_class="class")
-    async def join(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 40],
-                   char_class: app_commands.Range[str, 1, 40], ancestry: app_commands.Range[str, 1, 40],
-                   backstory: app_commands.Range[str, 0, 1000] = "",
-                   max_hp: app_commands.Range[int, 1, 999] | None = None,
-                   ac: app_commands.Range[int, 1, 40] | None = None) -> None:
+    async def join(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, NAME_MAX],
+                   char_class: app_commands.Range[str, 1, NAME_MAX], ancestry: app_commands.Range[str, 1, NAME_MAX],
+                   backstory: app_commands.Range[str, 0, TEXT_MAX] = "",
+                   max_hp: app_commands.Range[int, MAX_HP_MIN, MAX_HP_MAX] | None = None,
+                   ac: app_commands.Range[int, AC_MIN, AC_MAX] | None = None) -> None:
         """Join this channel's party with a character."""
         await interaction.response.defer(thinking=True)
         sheet = CharacterSheetInput(name=name, char_class=char_class, ancestry=ancestry,
@@ -62,15 +65,15 @@ class CharactersCog(commands.Cog):
                            ac="Armor class", level="Level", notes="Free notes")
     @app_commands.rename(char_class="class")
     async def edit(self, interaction: discord.Interaction,
-                   name: app_commands.Range[str, 1, 40] | None = None,
-                   char_class: app_commands.Range[str, 1, 40] | None = None,
-                   ancestry: app_commands.Range[str, 1, 40] | None = None,
-                   backstory: app_commands.Range[str, 0, 1000] | None = None,
-                   hp: app_commands.Range[int, -999, 999] | None = None,
-                   max_hp: app_commands.Range[int, 1, 999] | None = None,
-                   ac: app_commands.Range[int, 1, 40] | None = None,
-                   level: app_commands.Range[int, 1, 20] | None = None,
-                   notes: app_commands.Range[str, 0, 1000] | None = None) -> None:
+                   name: app_commands.Range[str, 1, NAME_MAX] | None = None,
+                   char_class: app_commands.Range[str, 1, NAME_MAX] | None = None,
+                   ancestry: app_commands.Range[str, 1, NAME_MAX] | None = None,
+                   backstory: app_commands.Range[str, 0, TEXT_MAX] | None = None,
+                   hp: app_commands.Range[int, HP_MIN, MAX_HP_MAX] | None = None,
+                   max_hp: app_commands.Range[int, MAX_HP_MIN, MAX_HP_MAX] | None = None,
+                   ac: app_commands.Range[int, AC_MIN, AC_MAX] | None = None,
+                   level: app_commands.Range[int, LEVEL_MIN, LEVEL_MAX] | None = None,
+                   notes: app_commands.Range[str, 0, TEXT_MAX] | None = None) -> None:
         """Change your character sheet (only the options you give)."""
         changes = {k: v for k, v in dict(name=name, char_class=char_class, ancestry=ancestry,
                                          backstory=backstory, hp=hp, max_hp=max_hp, ac=ac, level=level,
@@ -92,4 +95,5 @@ class CharactersCog(commands.Cog):
 
 
 async def setup(bot: DungeonMasterBot) -> None:
+    """discord.py extension entry point: add the ``CharactersCog``."""
     await bot.add_cog(CharactersCog(bot))

@@ -17,8 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.models import (Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord,
-                        UsageReport)
+from bot.models import Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord, UsageReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +44,9 @@ class IncomingMessage:
 
 
 IntakeStatus = Literal["queued", "ignored", "refused"]
+IntakeReason = Literal["", "action", "bot", "empty", "channel_not_allowed", "prefix", "ooc", "not_mentioned",
+                       "no_campaign", "paused", "duplicate", "too_long", "budget", "queue_full", "cooldown"]
+ReplyKind = Literal["turn", "retry", "notice", "recovered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class Intake:
     """
 
     status: IntakeStatus
-    reason: str = ""
+    reason: IntakeReason = ""
     player_message: str | None = None
     story_message_id: int | None = None
 
@@ -83,7 +85,7 @@ class DMReply:
     turn: int = 0
     rolls: tuple[RollRecord, ...] = ()
     answered_message_ids: tuple[int, ...] = ()
-    kind: Literal["turn", "retry", "notice", "recovered"] = "turn"
+    kind: ReplyKind = "turn"
     campaign_id: int | None = None
 
 
@@ -140,7 +142,7 @@ class ChannelRef:
 
 
 class GameAPI(Protocol):
-    """Everything the adapters may ask of the game core. Implemented by ``bot.game.sessions.Game``.
+    """Everything the adapters may ask of the game core. Implemented by ``bot.game.core.Game``.
 
     Lifecycle: ``await game.start()`` (loads nothing eagerly, but schedules answers for actions left
     pending by a previous process), ``await game.close()`` (cancels background work, waits for running

@@ -10,12 +10,26 @@ from __future__ import annotations
 
 from bot.errors import BotError, UserInputError
 
+NO_CAMPAIGN_MESSAGE = "There's no campaign in this channel yet. Start one with /campaign start."
+PAUSED_MESSAGE = "The campaign is paused. An admin or its creator can /campaign resume it."
+QUEUE_FULL_MESSAGE = ("The DM has too many actions waiting in this channel. Give them a moment to catch up, "
+                      "then try again.")
+GUILD_BUDGET_MESSAGE = ("This server's daily DM budget is spent. The story continues tomorrow (UTC), or an "
+                        "admin can raise it with /config set.")
+PLAYER_BUDGET_MESSAGE = "A player's daily DM budget is spent; the DM will answer their actions again tomorrow (UTC)."
+FAILED_TURN_NOTICE = ("Something went wrong on the DM's side of the screen. Your actions are saved; the DM "
+                      "will answer them with the next action.")
+
+
+def cooldown_message(wait_s: float) -> str:
+    """The sentence for a player who acted too often: wait ``wait_s`` seconds (at least 1 shown)."""
+    return f"Easy there! Wait {max(wait_s, 1):.0f} s before your next action; that one was not sent to the DM."
+
 
 class NoCampaign(UserInputError):
     """The channel has no active or paused campaign."""
 
-    def __init__(self, message: str = "There's no campaign in this channel yet. "
-                                      "Start one with /campaign start.") -> None:
+    def __init__(self, message: str = NO_CAMPAIGN_MESSAGE) -> None:
         super().__init__(message)
 
 
@@ -36,27 +50,6 @@ class NotAllowed(BotError):
     player_message_default = "Only the campaign's creator or a server admin can do that."
 
 
-class QueueFull(UserInputError):
-    """Too many actions are waiting in this channel."""
-
-    def __init__(self, message: str = "The DM has too many actions waiting in this channel. Give them a "
-                                      "moment to catch up, then try again.") -> None:
-        super().__init__(message)
-
-
-class OnCooldown(UserInputError):
-    """The player acted too often in a short time.
-
-    Args:
-        wait_s: seconds until the player may act again.
-    """
-
-    def __init__(self, wait_s: float) -> None:
-        super().__init__(f"Easy there! Wait {max(wait_s, 1):.0f} s before your next action; that one "
-                         "was not sent to the DM.")
-        self.wait_s = wait_s
-
-
 class BudgetExhausted(BotError):
     """The server's or the player's daily token budget is spent."""
 
@@ -64,12 +57,16 @@ class BudgetExhausted(BotError):
                               "an admin can raise it with /config set.")
 
 
-class InputTooLong(UserInputError):
-    """A player message is longer than ``max_input_chars``; refused, never cut."""
-
-
 class NothingToUndo(UserInputError):
     """No finished turn to undo or retry."""
 
     def __init__(self, message: str = "There's no DM reply to change yet.") -> None:
         super().__init__(message)
+
+
+class EmptyReply(BotError):
+    """The model's narration was empty (or nothing was left of it after the checks), also after one
+    corrective retry. The actions stay pending."""
+
+    player_message_default = ("The DM lost the thread for a moment. Your actions are saved; the DM will "
+                              "answer them with the next action.")

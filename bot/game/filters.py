@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from bot.game.api import IncomingMessage
+from bot.game.api import IncomingMessage, IntakeReason
 from bot.models import GuildConfig
 
 _OOC = re.compile(r"^\s*(\(\(|//|\[\s*ooc\s*\]|\(\s*ooc\s*\)|ooc\s*[:\-])", re.IGNORECASE)
@@ -37,8 +38,8 @@ class Verdict:
     """``status`` is "act", "ignored" or "refused"; ``reason`` a short word (see module docstring);
     ``message`` the sentence for the author of a refused message."""
 
-    status: str
-    reason: str = ""
+    status: Literal["act", "ignored", "refused"]
+    reason: IntakeReason = ""
     message: str | None = None
 
 

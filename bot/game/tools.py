@@ -23,16 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import UserInputError
+from bot.game import rules
 from bot.game.dice import make_roll
 from bot.models import Character, RollRecord
 
 log = logging.getLogger(__name__)
-
-MAX_LIST_ITEMS = 20  # items per add/remove list in one call
-MAX_ITEM_CHARS = 80
-MAX_CONDITIONS = 20
-MAX_INVENTORY = 60
-MAX_HP_CHANGE = 10_000
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -108,7 +103,7 @@ def sheet_dict(c: Character) -> dict[str, Any]:
             "inventory": list(c.inventory)}
 
 
-class _Bad(ValueError):
+class _BadArgument(Exception):
     """An argument the model got wrong; the message goes back to it."""
 
 
@@ -118,21 +113,21 @@ def _strs(value: Any, name: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _Bad(f"{name} must be a list of strings")
-    if len(value) > MAX_LIST_ITEMS:
-        raise _Bad(f"{name} takes at most {MAX_LIST_ITEMS} entries per call")
-    return [v.strip()[:MAX_ITEM_CHARS] for v in value if v.strip()]
+        raise _BadArgument(f"{name} must be a list of strings")
+    if len(value) > rules.LIST_CHANGE_MAX:
+        raise _BadArgument(f"{name} takes at most {rules.LIST_CHANGE_MAX} entries per call")
+    return [v.strip()[:rules.ITEM_MAX] for v in value if v.strip()]
 
 
 def _int(value: Any, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Bad(f"{name} must be a whole number")
-    if not abs(value) <= MAX_HP_CHANGE:  # also catches NaN
-        raise _Bad(f"{name} is out of range")
+        raise _BadArgument(f"{name} must be a whole number")
+    if not abs(value) <= rules.HP_CHANGE_MAX:  # also catches NaN
+        raise _BadArgument(f"{name} is out of range")
     if value != int(value):
-        raise _Bad(f"{name} must be a whole number")
+        raise _BadArgument(f"{name} must be a whole number")
     return int(value)
 
 
@@ -172,23 +167,23 @@ async def _update_character(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
         add_items = _strs(args.get("add_items"), "add_items")
         hp = c.hp if set_hp is None else set_hp
         hp += hp_change or 0
-        if not 0 <= hp <= c.max_hp:
-            notes.append(f"hit points clamped to 0..{c.max_hp} (asked for {hp})")
-            hp = max(0, min(hp, c.max_hp))
+        if not rules.HP_MIN <= hp <= c.max_hp:
+            notes.append(f"hit points clamped to {rules.HP_MIN}..{c.max_hp} (asked for {hp})")
+            hp = max(rules.HP_MIN, min(hp, c.max_hp))
         conditions = [x for x in c.conditions if x.casefold() not in remove_conditions]
         conditions += [x for x in add_conditions if x.casefold() not in {y.casefold() for y in conditions}]
-        if len(conditions) > MAX_CONDITIONS:
-            raise _Bad(f"a character can have at most {MAX_CONDITIONS} conditions")
+        if len(conditions) > rules.CONDITIONS_MAX:
+            raise _BadArgument(f"a character can have at most {rules.CONDITIONS_MAX} conditions")
         inventory = list(c.inventory)
         for item in remove_items:
             match = next((i for i in inventory if i.casefold() == item.casefold()), None)
             if match is None:
-                raise _Bad(f"{c.name} does not carry {item!r}; inventory: {', '.join(inventory) or 'nothing'}")
+                raise _BadArgument(f"{c.name} does not carry {item!r}; inventory: {', '.join(inventory) or 'nothing'}")
             inventory.remove(match)
         inventory += add_items
-        if len(inventory) > MAX_INVENTORY:
-            raise _Bad(f"a character can carry at most {MAX_INVENTORY} items")
-    except _Bad as exc:
+        if len(inventory) > rules.INVENTORY_MAX:
+            raise _BadArgument(f"a character can carry at most {rules.INVENTORY_MAX} items")
+    except _BadArgument as exc:
         return {"error": str(exc)}
     changed: dict[str, Any] = {}
     if hp != c.hp:

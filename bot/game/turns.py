@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -97,9 +97,10 @@ class ManualClock:
         loop = asyncio.get_running_loop()
         timer: asyncio.Future[None] = loop.create_future()
         self._waiters[timer] = until
-        setter = asyncio.ensure_future(event.wait())
+        setter: asyncio.Future[bool] = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait({timer, setter}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {timer, setter}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             return event.is_set()
         finally:
             self._waiters.pop(timer, None)
@@ -117,7 +118,7 @@ class TurnCollector:
         max_window: hard cap, seconds after the first action (raised to ``window`` if smaller).
     """
 
-    __slots__ = ("window", "extend", "max_window", "opened_at", "deadline", "actors")
+    __slots__ = ("actors", "deadline", "extend", "max_window", "opened_at", "window")
 
     def __init__(self, window: float, extend: float, max_window: float) -> None:
         self.window = window

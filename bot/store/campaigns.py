@@ -6,9 +6,9 @@ import sqlite3
 import time
 from typing import Any
 
-from bot.errors import UserInputError
-from bot.models import Campaign
+from bot.models import Campaign, CampaignStatus
 from bot.store.db import Database
+from bot.store.errors import CampaignExists
 
 _COLUMNS = "id, guild_id, channel_id, title, setting, tone, status, created_by, created_at, turn"
 
@@ -31,7 +31,7 @@ class CampaignStore:
         """Start a campaign in a channel.
 
         Raises:
-            UserInputError: the channel already has an active or paused campaign.
+            CampaignExists: the channel already has an active or paused campaign.
         """
         now = time.time()
         try:
@@ -40,7 +40,7 @@ class CampaignStore:
                 " created_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
                 (guild_id, channel_id, title, setting, tone, created_by, now))
         except sqlite3.IntegrityError:
-            raise UserInputError("This channel already has a campaign. End it first with /campaign end.") from None
+            raise CampaignExists(channel_id) from None
         return Campaign(new_id, guild_id, channel_id, title, setting, tone, "active", created_by, now, 0)
 
     async def live_in_channel(self, channel_id: int) -> Campaign | None:
@@ -50,6 +50,7 @@ class CampaignStore:
         return _row(row) if row else None
 
     async def get(self, campaign_id: int) -> Campaign | None:
+        """A campaign by id (any status), or None."""
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,))
         return _row(row) if row else None
 
@@ -60,13 +61,8 @@ class CampaignStore:
             " SELECT 1 FROM story_messages m WHERE m.campaign_id = c.id AND m.state = 'pending')")
         return [_row(r) for r in rows]
 
-    async def set_status(self, campaign_id: int, status: str) -> None:
+    async def set_status(self, campaign_id: int, status: CampaignStatus) -> None:
         """Set ``active``/``paused``/``ended`` (``ended`` also stamps ``ended_at``)."""
         await self.db.execute(
             "UPDATE campaigns SET status = ?, ended_at = CASE WHEN ? = 'ended' THEN ? ELSE ended_at END"
             " WHERE id = ?", (status, status, time.time(), campaign_id))
-
-    async def list_for_guild(self, guild_id: int) -> list[Campaign]:
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM campaigns WHERE guild_id = ? ORDER BY id", (guild_id,))
-        return [_row(r) for r in rows]

@@ -7,9 +7,9 @@ import sqlite3
 import time
 from typing import Any
 
-from bot.errors import UserInputError
 from bot.models import Character
 from bot.store.db import Database
+from bot.store.errors import AlreadyInParty, NameTaken, RecordMissing
 
 _COLUMNS = ("id, campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,"
             " max_hp, ac, conditions, inventory, notes, active")
@@ -38,12 +38,12 @@ class CharacterStore:
         """Add a character to the party.
 
         Raises:
-            UserInputError: the player already has a character here, or the name is taken.
+            AlreadyInParty: the player already has an active character here.
+            NameTaken: another active character has this name.
         """
         existing = await self.for_player(campaign_id, player_id)
         if existing is not None:
-            raise UserInputError(f"You already play {existing.name} in this campaign. "
-                                 "Use /character edit, or /character leave first.")
+            raise AlreadyInParty(existing.name)
         try:
             new_id = await self.db.execute(
                 "INSERT INTO characters (campaign_id, player_id, player_name, name, char_class, ancestry,"
@@ -51,12 +51,14 @@ class CharacterStore:
                 (campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,
                  max_hp, ac, time.time()))
         except sqlite3.IntegrityError:
-            raise UserInputError(f"There is already a {name} in the party. Pick another name.") from None
+            raise NameTaken(name) from None
         got = await self.get(new_id)
-        assert got is not None
+        if got is None:
+            raise RecordMissing(f"character {new_id} vanished right after it was created")
         return got
 
     async def get(self, character_id: int) -> Character | None:
+        """A character by id (active or retired), or None."""
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM characters WHERE id = ?", (character_id,))
         return _row(row) if row else None
 
@@ -65,13 +67,6 @@ class CharacterStore:
         row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM characters WHERE campaign_id = ? AND player_id = ? AND active = 1",
             (campaign_id, player_id))
-        return _row(row) if row else None
-
-    async def by_name(self, campaign_id: int, name: str) -> Character | None:
-        """An active character by name (case-insensitive), or None."""
-        row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM characters WHERE campaign_id = ? AND active = 1"
-            " AND name = ? COLLATE NOCASE", (campaign_id, name.strip()))
         return _row(row) if row else None
 
     async def party(self, campaign_id: int) -> list[Character]:
@@ -85,12 +80,13 @@ class CharacterStore:
         """Change sheet fields (names in ``EDITABLE``; lists for conditions/inventory).
 
         Raises:
-            UserInputError: unknown field, or a name already used in the party.
-            LookupError: no such character.
+            KeyError: a field name not in ``EDITABLE`` (a bug in the caller, never player input).
+            NameTaken: the new name is used by another active party member.
+            RecordMissing: no such character.
         """
         unknown = set(changes) - set(EDITABLE)
         if unknown:
-            raise UserInputError(f"Unknown character field(s): {', '.join(sorted(unknown))}")
+            raise KeyError(f"not editable character fields: {', '.join(sorted(unknown))}")
         if changes:
             values = [json.dumps(list(v)) if k in ("conditions", "inventory") else v
                       for k, v in changes.items()]
@@ -98,10 +94,10 @@ class CharacterStore:
             try:
                 await self.db.execute(f"UPDATE characters SET {sets} WHERE id = ?", (*values, character_id))
             except sqlite3.IntegrityError:
-                raise UserInputError("Another party member already has that name.") from None
+                raise NameTaken(str(changes.get("name", ""))) from None
         got = await self.get(character_id)
         if got is None:
-            raise LookupError(f"no character {character_id}")
+            raise RecordMissing(f"no character {character_id}")
         return got
 
     async def retire(self, character_id: int) -> None:

@@ -170,7 +170,7 @@ class Database:
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> aiosqlite.Row | None:
         """First row of a query, or None."""
         async with self._lock:  # execute_fetchall: one round trip to the database thread, not three
-            rows = await self.conn.execute_fetchall(sql, params)
+            rows = list(await self.conn.execute_fetchall(sql, params))
             return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[aiosqlite.Row]:

@@ -12,11 +12,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.models import RollRecord, StoryMessage
+from bot.models import MessageState, RollRecord, StoryMessage, StoryRole
 from bot.store.db import Database
 
 _COLUMNS = ("id, campaign_id, turn, role, author_id, author_name, character_name, content, token_count,"
-            " state, created_at, platform_message_id, summarized")
+            " state, created_at, platform_message_id")
+
+
+_ROLES: dict[str, StoryRole] = {"player": "player", "dm": "dm", "system": "system"}
+_STATES: dict[str, MessageState] = {"pending": "pending", "answered": "answered", "undone": "undone"}
 
 
 def _shared(text: str | None) -> str | None:
@@ -27,12 +31,14 @@ def _shared(text: str | None) -> str | None:
 
 
 def _row(row: Any) -> StoryMessage:
+    # Roles and states come from the schema's CHECK constraints; the maps give their one shared
+    # string each and turn an unknown value into a KeyError instead of a mistyped record.
     return StoryMessage(
-        id=row["id"], campaign_id=row["campaign_id"], turn=row["turn"], role=_shared(row["role"]),
-        author_id=row["author_id"], author_name=_shared(row["author_name"]),
+        id=row["id"], campaign_id=row["campaign_id"], turn=row["turn"], role=_ROLES[row["role"]],
+        author_id=row["author_id"], author_name=sys.intern(row["author_name"]),
         character_name=_shared(row["character_name"]), content=row["content"],
-        token_count=row["token_count"], state=_shared(row["state"]), created_at=row["created_at"],
-        platform_message_id=row["platform_message_id"], summarized=bool(row["summarized"]))
+        token_count=row["token_count"], state=_STATES[row["state"]], created_at=row["created_at"],
+        platform_message_id=row["platform_message_id"])
 
 
 class StoryStore:
@@ -43,7 +49,7 @@ class StoryStore:
 
     async def add_action(self, *, campaign_id: int, turn: int, author_id: int | None, author_name: str,
                          character_name: str | None, content: str, token_count: int,
-                         platform_message_id: int | None = None, role: str = "player",
+                         platform_message_id: int | None = None, role: StoryRole = "player",
                          created_at: float | None = None) -> tuple[StoryMessage, bool]:
         """Store a player action as ``pending`` (committed before this returns).
 
@@ -63,7 +69,7 @@ class StoryStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             (campaign_id, turn, role, author_id, author_name, character_name, content, token_count, now,
              platform_message_id))
-        return StoryMessage(new_id, campaign_id, turn, role, author_id, author_name,  # type: ignore[arg-type]
+        return StoryMessage(new_id, campaign_id, turn, role, author_id, author_name,
                             character_name, content, token_count, "pending", now,
                             platform_message_id), True
 
@@ -151,14 +157,6 @@ class StoryStore:
             (campaign_id, after_id, limit))
         return [_row(r) for r in rows]
 
-    async def last_turn(self, campaign_id: int) -> list[StoryMessage]:
-        """All live messages of the newest answered turn, oldest first (empty if none)."""
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND state = 'answered'"
-            " AND turn = (SELECT MAX(turn) FROM story_messages WHERE campaign_id = ?"
-            " AND state = 'answered' AND role = 'dm') ORDER BY id", (campaign_id, campaign_id))
-        return [_row(r) for r in rows]
-
     async def undo_turn(self, campaign_id: int, turn: int) -> int:
         """Mark every message of ``turn`` as ``undone`` and step the campaign's turn counter back.
         Returns how many messages were undone."""
@@ -182,6 +180,7 @@ class StoryStore:
         return [_row(r) for r in rows]
 
     async def count(self, campaign_id: int) -> int:
+        """How many live (not undone) story messages the campaign has."""
         row = await self.db.fetchone(
             "SELECT COUNT(*) FROM story_messages WHERE campaign_id = ? AND state != 'undone'",
             (campaign_id,))

@@ -15,6 +15,7 @@ class SummaryStore:
         self.db = db
 
     async def get(self, campaign_id: int) -> Summary | None:
+        """The campaign's running summary, or None before the first fold."""
         row = await self.db.fetchone(
             "SELECT campaign_id, content, token_count, through_message_id, updated_at FROM summaries"
             " WHERE campaign_id = ?", (campaign_id,))
@@ -22,8 +23,8 @@ class SummaryStore:
 
     async def fold(self, campaign_id: int, *, content: str, token_count: int,
                    through_message_id: int) -> Summary:
-        """Replace the summary and mark every message up to ``through_message_id`` as summarised, in
-        one transaction. Nothing is deleted: the transcript keeps every message."""
+        """Replace the summary, which now covers every message up to ``through_message_id``. Nothing
+        is deleted: the transcript keeps every message."""
         now = time.time()
         async with self.db.transaction() as conn:
             await conn.execute(
@@ -32,7 +33,4 @@ class SummaryStore:
                 " token_count = excluded.token_count, through_message_id = excluded.through_message_id,"
                 " updated_at = excluded.updated_at",
                 (campaign_id, content, token_count, through_message_id, now))
-            await conn.execute(
-                "UPDATE story_messages SET summarized = 1 WHERE campaign_id = ? AND id <= ?"
-                " AND summarized = 0", (campaign_id, through_message_id))
         return Summary(campaign_id, content, token_count, through_message_id, now)

@@ -15,7 +15,7 @@ from bot.store.db import Database
 
 def utc_day(at: float | None = None) -> str:
     """The UTC date of a UNIX time (default now) as ``YYYY-MM-DD``."""
-    return dt.datetime.fromtimestamp(time.time() if at is None else at, dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC).date().isoformat()
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -40,7 +40,7 @@ class UsageStore:
         people: list[int | None] = list(dict.fromkeys(player_ids)) or [None]
         n = len(people)
         rows = zip(people, _split(prompt_tokens, n), _split(completion_tokens, n),
-                   _split(cached_prompt_tokens, n))
+                   _split(cached_prompt_tokens, n), strict=True)
         call_id = uuid.uuid4().hex
         await self.db.executemany(
             "INSERT INTO model_usage (call_id, guild_id, campaign_id, player_id, purpose, model, prompt_tokens,"

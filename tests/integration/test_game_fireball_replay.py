@@ -24,11 +24,11 @@ from typing import Any
 
 from bot.config import load_settings
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
-from bot.game.sessions import Game
-from tests.support.doubles import RecordingNarrator
+from bot.game.core import Game
 from bot.game.turns import ManualClock
 from bot.llm import LLMClient
 from bot.store import Database, Store
+from tests.support.doubles import RecordingNarrator
 from tests.support.fake_openai import FakeOpenAI, Reply
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "fireball" / "raw.jsonl"
@@ -129,8 +129,8 @@ async def run_until_calm(game: Game, model: ClockedModel, clock: ManualClock) ->
     calm = 0
     for _ in range(20_000):
         await asyncio.sleep(0 if calm else 0.001)
-        blocked = sum(s.busy + s.fold_running for s in game.sessions.values())
-        idle = all(s.busy or (s.parked and not s.wake.is_set()) for s in game.sessions.values())
+        blocked = sum(live.state.busy + live.memory.running for live in game.registry.sessions.values())
+        idle = all(live.state.busy or live.worker.quiet for live in game.registry.sessions.values())
         if idle and clock.due() == 0 and model.on_wire == 0 and blocked == model.waiting:
             calm += 1
             if calm >= 3:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ async def setup_party(game: Any, n: int = 3) -> None:
 async def test_group_turn_answers_all_players_in_one_reply(tmp_path: Path) -> None:
     async with FakeOpenAI() as server:
         server.push(Reply("Aria finds a wire, Borin hears dragging, Cyra's light flares."))
-        async with running_game(fast_settings(tmp_path, turn_window_seconds=5, turn_max_window_seconds=10), server.url) as (game, narrator, store):
+        settings = fast_settings(tmp_path, turn_window_seconds=5, turn_max_window_seconds=10)
+        async with running_game(settings, server.url) as (game, narrator, store):
             await setup_party(game)
             for i, p in enumerate(PLAYERS):
                 intake = await game.handle_message(act(p, f"action of {p.name}", 1000 + i))
@@ -55,8 +55,8 @@ async def test_action_during_reply_goes_to_next_turn_once(tmp_path: Path) -> Non
             await setup_party(game, 2)
             await game.handle_message(act(PLAYERS[0], "I open the door", 1))
             await game.handle_message(act(PLAYERS[1], "I follow", 2))
-            while not server.chat_requests:
-                await asyncio.sleep(0.01)
+            await server.wait_for_chat_requests(1, timeout=5)
+            assert server.in_flight == 1  # the first reply is being written
             await game.handle_message(act(PLAYERS[0], "I light a torch", 3))  # arrives mid-reply
             await narrator.wait_for(2)
             assert [r.answered_message_ids for r in narrator.turns] == [(1, 2), (3,)]
@@ -137,22 +137,21 @@ async def test_sixty_turns_prompt_stops_growing_once_memory_folds(tmp_path: Path
 
     settings = fast_settings(tmp_path, history_token_budget=600, summary_trigger_tokens=1200,
                              summary_token_cap=200)
-    async with FakeOpenAI(default=answer) as server:
-        async with running_game(settings, server.url) as (game, narrator, store):
-            await setup_party(game)
-            for turn in range(60):
-                for i, p in enumerate(PLAYERS):
-                    await game.handle_message(act(p, f"{p.name} does thing {turn} with care", turn * 10 + i))
-                await narrator.wait_for(turn + 1)
-            turn_requests = [r.body for r in server.chat_requests
-                             if not r.body["messages"][0]["content"].startswith(SUMMARY_MARK)]  # type: ignore[index]
-            folds = len(server.chat_requests) - len(turn_requests)
-            sizes = [count_message_tokens(b["messages"]) for b in turn_requests]  # type: ignore[index]
-            assert len(sizes) == 60 and folds >= 3
-            assert max(sizes[40:]) <= 1.1 * max(sizes[20:30]), sizes  # flat once memory folds
-            assert max(sizes[40:]) < 2 * max(sizes[:10]) + 600, sizes
-            summary = await store.summaries.get(1)
-            assert summary is not None and summary.token_count <= 200
-            assert summary.content in turn_requests[-1]["messages"][0]["content"]  # type: ignore[index]
-            whole = sum(m.token_count for m in await store.story.transcript(1))
-            assert whole > 2 * max(sizes[40:])  # sending the whole story would cost far more
+    async with FakeOpenAI(default=answer) as server, running_game(settings, server.url) as (game, narrator, store):
+        await setup_party(game)
+        for turn in range(60):
+            for i, p in enumerate(PLAYERS):
+                await game.handle_message(act(p, f"{p.name} does thing {turn} with care", turn * 10 + i))
+            await narrator.wait_for(turn + 1)
+        turn_requests = [r.body for r in server.chat_requests
+                         if not r.body["messages"][0]["content"].startswith(SUMMARY_MARK)]  # type: ignore[index]
+        folds = len(server.chat_requests) - len(turn_requests)
+        sizes = [count_message_tokens(b["messages"]) for b in turn_requests]  # type: ignore[index]
+        assert len(sizes) == 60 and folds >= 3
+        assert max(sizes[40:]) <= 1.1 * max(sizes[20:30]), sizes  # flat once memory folds
+        assert max(sizes[40:]) < 2 * max(sizes[:10]) + 600, sizes
+        summary = await store.summaries.get(1)
+        assert summary is not None and summary.token_count <= 200
+        assert summary.content in turn_requests[-1]["messages"][0]["content"]  # type: ignore[index]
+        whole = sum(m.token_count for m in await store.story.transcript(1))
+        assert whole > 2 * max(sizes[40:])  # sending the whole story would cost far more

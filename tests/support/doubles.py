@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.game.api import DMReply
+from bot.game.memory import SUMMARY_MARKER
 from bot.game.turns import ManualClock
 from bot.llm.types import ChatResult, ToolCall, Usage
 
@@ -60,7 +61,7 @@ class Request:
     @property
     def is_summary(self) -> bool:
         """True for a memory-fold request (its system message is the summariser's instructions)."""
-        return str(self.messages[0].get("content", "")).startswith("You keep the campaign notes")
+        return str(self.messages[0].get("content", "")).startswith(SUMMARY_MARKER)
 
 
 class ScriptedModel:
@@ -164,7 +165,7 @@ async def settle(game: Any, clock: ManualClock | None = None, timeout: float = 5
     calm = 0
     while True:
         await asyncio.sleep(0)
-        if game.settled() and (clock is None or clock.due() == 0):
+        if all(live.quiet for live in game.registry.sessions.values()) and (clock is None or clock.due() == 0):
             calm += 1
             if calm >= 3:
                 return
@@ -179,3 +180,14 @@ async def advance(game: Any, clock: ManualClock, seconds: float) -> None:
     """Move ``clock`` forward by ``seconds`` and ``settle``."""
     clock.advance(seconds)
     await settle(game, clock)
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Wait (real time, at most ``timeout`` seconds) until ``predicate()`` is true, yielding to the
+    event loop between looks. Raises ``TimeoutError`` naming ``what`` did not happen."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise TimeoutError(f"waited {timeout:g} s for {what}")
+        await asyncio.sleep(0.001)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.game.sessions import Game
-from tests.support.doubles import RecordingNarrator
+from bot.game.core import Game
 from bot.store import Database, Store
+from tests.support.doubles import RecordingNarrator
 
 SUMMARY_MARK = "You keep the campaign notes"
 

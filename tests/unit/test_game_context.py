@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.game.context import (HistoryWindow, build_prompt, clean_name, label, message_cost, party_block,
-                              quote, render, render_history, system_prompt)
+from bot.game.context import (
+    HistoryWindow,
+    build_prompt,
+    clean_name,
+    label,
+    message_cost,
+    party_block,
+    quote,
+    render,
+    render_history,
+    system_prompt,
+)
 from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary
 
 CONFIG = GuildConfig(guild_id=1, model="gpt-4o-mini", temperature=0.8, max_tokens=500, turn_mode="batch",
@@ -88,7 +98,7 @@ def test_history_window_fits_the_budget_newest_first_and_stays_sticky() -> None:
     assert 500 <= sum(message_cost(m) for m in chosen) <= 1000
     assert chosen[-1].id == 40 and chosen[0].role == "player"
     start = chosen[0].id
-    grown = history + [story(41, tokens=42, turn=21), story(42, role="dm", tokens=42, turn=21)]
+    grown = [*history, story(41, tokens=42, turn=21), story(42, role="dm", tokens=42, turn=21)]
     again = window.select(grown, budget=1000)
     assert again[0].id == start and again[-1].id == 42  # the start did not move: the prefix is unchanged
     later = grown + [story(i, role="player" if i % 2 else "dm", tokens=42, turn=(i + 1) // 2) for i in range(43, 61)]

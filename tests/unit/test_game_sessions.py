@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.errors import BotError, UserInputError
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
-from bot.game.errors import NoCampaign, NotAllowed, NothingToUndo, NotInParty
-from bot.game.sessions import FAILED_TURN_NOTICE, FOLD_RETRY_TURNS, Game
-from tests.support.doubles import Held, RecordingNarrator, ScriptedModel, advance, reply, settle
+from bot.game.core import Game
+from bot.game.errors import FAILED_TURN_NOTICE, EmptyReply, NoCampaign, NotAllowed, NothingToUndo, NotInParty
+from bot.game.guard import CORRECTIVE_NOTE
+from bot.game.memory import FOLD_RETRY_TURNS, SUMMARY_MARKER
+from bot.game.session import GameSession, LiveSession
 from bot.game.turns import ManualClock
 from bot.llm.errors import ServiceUnavailable
 from bot.store import Database, Store
+from tests.support.doubles import Held, RecordingNarrator, ScriptedModel, advance, reply, settle, until
 
 WHERE = ChannelRef(guild_id=7, channel_id=70)
 GM = Actor(1, "gm", is_admin=True)
@@ -52,6 +56,14 @@ class Env:
         return await self.game.handle_message(IncomingMessage(
             guild_id=channel.guild_id, channel_id=channel.channel_id, author_id=who.user_id,
             author_name=who.name, content=text, **kw))
+
+    def live(self, channel: ChannelRef = WHERE) -> LiveSession:
+        """The channel's loaded session (KeyError when it is not loaded)."""
+        return self.game.registry.sessions[channel.channel_id]
+
+    def session(self, channel: ChannelRef = WHERE) -> GameSession:
+        """The channel's loaded session state."""
+        return self.live(channel).state
 
     async def settle(self) -> None:
         await settle(self.game, self.clock)
@@ -156,7 +168,7 @@ async def test_actions_during_a_reply_go_into_the_next_turn_exactly_once(tmp_pat
         await env.act(ANN, "I push the door")
         await env.act(BOB, "I cover Aria")  # everyone acted: the turn starts now
         await held.started.wait()
-        assert env.game.sessions[70].busy
+        assert env.session().busy
         env.clock.advance(1.0)  # the model is still writing (no settling: a turn is running)
         assert (await env.act(ANN, "I light a torch")).status == "queued"  # arrives mid-reply
         held.release.set()
@@ -182,10 +194,8 @@ async def test_different_channels_play_concurrently(tmp_path: Path) -> None:
         await env.act(ANN, "I act in A", mentions_bot=True)
         await held.started.wait()
         await env.act(BOB, "I act in B", channel=other, mentions_bot=True)
-        for _ in range(50):
-            await asyncio.sleep(0.001)
-            if env.narrator.turns:
-                break
+        await env.narrator.wait_for(1, timeout=5)
+        assert not held.release.is_set()
         assert [r.channel_id for r in env.narrator.turns] == [71]  # B answered while A is still busy
         held.release.set()
         await env.settle()
@@ -233,7 +243,7 @@ async def test_limits_hold_when_messages_are_handled_concurrently(tmp_path: Path
         rest = await asyncio.gather(*(env.act(who, f"I shout {i}") for i, who in enumerate([BOB, CY, BOB, CY])))
         assert [i.status for i in rest].count("queued") == 1  # 3 + 1 = the queue limit of 4
         assert {i.reason for i in rest if i.status == "refused"} == {"queue_full"}
-        stored = await env.store.story.pending(env.game.sessions[WHERE.channel_id].campaign.id)
+        stored = await env.store.story.pending(env.session().campaign.id)
         assert len(stored) == 4
 
 
@@ -289,6 +299,42 @@ async def test_model_failure_is_a_notice_and_actions_wait_for_the_next_one(tmp_p
         assert await env.store.story.pending(1) == []
 
 
+async def test_an_empty_narration_is_asked_for_once_more_with_a_corrective_note(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    model.push(reply("   "), reply("The door creaks open."))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN)
+        await env.act(ANN, "I push the door", mentions_bot=True)
+        await env.settle()
+        assert [r.text for r in env.narrator.turns] == ["The door creaks open."]
+        assert len(env.model.turn_requests) == 2
+        second = env.model.turn_requests[1]
+        assert second.tools is None
+        assert second.messages[-1]["content"].endswith(CORRECTIVE_NOTE)
+        assert second.messages[:-1] == env.model.turn_requests[0].messages[:-1]
+        dm = [m.content for m in await env.store.story.transcript(1) if m.role == "dm"]
+        assert dm == ["The door creaks open."]
+        usage = await env.store.usage.report(WHERE.guild_id, 1, "c", at=None)
+        assert usage.campaign_all_time[0].requests == 2  # both calls are billed
+
+
+async def test_two_empty_narrations_tell_the_table_and_store_nothing(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    model.push(reply(""), reply(""), reply("At last, the DM speaks."))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN)
+        await env.act(ANN, "I wait", mentions_bot=True)
+        await env.settle()
+        assert [n.text for n in env.narrator.notices] == [EmptyReply.player_message_default]
+        assert env.narrator.turns == []
+        assert [m.content for m in await env.store.story.pending(1)] == ["I wait"]
+        assert [m.role for m in await env.store.story.transcript(1)] == ["system", "player"]  # join note, action
+        await env.act(ANN, "I wave", mentions_bot=True)
+        await env.settle()
+        assert [r.text for r in env.narrator.turns] == ["At last, the DM speaks."]
+        assert [r.answered_message_ids for r in env.narrator.turns] == [(1001, 1002)]
+
+
 async def test_worker_survives_a_bug_in_a_turn(tmp_path: Path) -> None:
     model = ScriptedModel()
     model.push(RuntimeError("bug"), reply("Recovered."))
@@ -307,7 +353,8 @@ async def test_tool_rounds_are_bounded_then_one_call_without_tools(tmp_path: Pat
     model = ScriptedModel()
     model.push(reply("", ("roll_dice", {"expression": "1d20+5", "reason": "Perception", "character": "Aria"})),
                reply("", ("roll_dice", {"expression": "2d6", "reason": "damage"}), ("cast_wish", {})),
-               reply("", ("roll_dice", {"expression": "1d4", "reason": "never performed"})))
+               replace(reply("", ("roll_dice", {"expression": "1d4", "reason": "never performed"})),
+                       text="Aria finds a lever."))
     async with make_env(tmp_path, model, max_tool_rounds=2, turn_mode="mention") as env:
         await party_of(env, ANN)
         await env.act(ANN, "I search", mentions_bot=True)
@@ -321,11 +368,12 @@ async def test_tool_rounds_are_bounded_then_one_call_without_tools(tmp_path: Pat
         assert len(tool_msgs) == 1 and '"total"' in tool_msgs[0]["content"]
         turn = env.narrator.turns[0]
         assert [r.expression for r in turn.rolls] == ["1d20+5", "2d6"]  # the third round never ran
-        assert turn.text.startswith("*The DM pauses")  # no text came back: a neutral line
+        assert turn.text == "Aria finds a lever."  # the tool call of the tool-free round is ignored
         stored = await env.store.story.rolls(1)
         assert [(r.expression, r.total) for r in stored] == [(r.expression, r.total) for r in turn.rolls]
         notes = [m.content for m in await env.store.story.transcript(1) if m.content.startswith("Dice rolled")]
-        assert notes == [f"Dice rolled: Aria 1d20+5 for Perception = {turn.rolls[0].total}; 2d6 for damage = {turn.rolls[1].total}"]
+        first, second = turn.rolls[0].total, turn.rolls[1].total
+        assert notes == [f"Dice rolled: Aria 1d20+5 for Perception = {first}; 2d6 for damage = {second}"]
 
 
 async def test_sheet_changes_persist_show_and_reach_the_next_prompt(tmp_path: Path) -> None:
@@ -423,7 +471,7 @@ async def test_prompt_prefix_is_byte_identical_and_player_text_stays_in_user_mes
             await env.act(BOB, f"I keep watch, hour {i}", mentions_bot=True)
             await env.settle()
         requests = env.model.turn_requests
-        for before, after in zip(requests, requests[1:]):
+        for before, after in itertools.pairwise(requests):
             # everything but the turn's last message is repeated byte for byte in the next prompt
             assert after.messages[:len(before.messages) - 1] == before.messages[:-1]
         system = requests[-1].messages[0]
@@ -458,7 +506,7 @@ async def test_memory_folds_in_the_background_and_keeps_the_prompt_bounded(tmp_p
         assert summary is not None and summary.token_count <= 60 and summary.content.endswith(".")
         assert max(sizes[25:]) <= 1.1 * max(sizes[10:20]), sizes
         assert summary.content.strip() in env.model.turn_requests[-1].messages[0]["content"]
-        session = env.game.sessions[70]
+        session = env.session()
         assert sum(m.token_count for m in session.history) < 300 + 100  # memory bounded too
         all_messages = await env.store.story.transcript(1)
         assert len([m for m in all_messages if m.role == "player"]) == 40  # nothing was deleted
@@ -485,7 +533,7 @@ async def test_a_failed_fold_changes_nothing_and_is_retried_later(tmp_path: Path
             if attempts and turn_of_first_attempt is None:
                 turn_of_first_attempt = i + 1
                 assert await env.store.summaries.get(1) is None  # failed: nothing changed
-                history_len = len(env.game.sessions[70].history)
+                history_len = len(env.session().history)
             if len(attempts) == 2:
                 break
         assert turn_of_first_attempt is not None
@@ -496,11 +544,12 @@ async def test_a_failed_fold_changes_nothing_and_is_retried_later(tmp_path: Path
 
 
 async def test_fold_runs_after_the_reply_is_delivered(tmp_path: Path) -> None:
-    release = asyncio.Event()
+    release, summarising = asyncio.Event(), asyncio.Event()
     model = ScriptedModel(default=lambda m: reply("The hall stretches on, cold and silent, ever onward."))
 
     async def slow_chat(messages: list[dict[str, Any]], **kw: Any) -> Any:
-        if str(messages[0]["content"]).startswith("You keep the campaign notes"):
+        if str(messages[0]["content"]).startswith(SUMMARY_MARKER):
+            summarising.set()
             await release.wait()
         return await ScriptedModel.chat(model, messages, **kw)
 
@@ -508,40 +557,33 @@ async def test_fold_runs_after_the_reply_is_delivered(tmp_path: Path) -> None:
     async with make_env(tmp_path, model, turn_mode="mention", history_token_budget=200,
                         summary_trigger_tokens=300, summary_token_cap=60) as env:
         await party_of(env, ANN)
-        session = None
         for i in range(30):
             await env.act(ANN, f"I walk on and on, step {i}", mentions_bot=True)
-            for _ in range(200):
-                await asyncio.sleep(0.001)
-                if len(env.narrator.turns) == i + 1:
-                    break
-            session = env.game.sessions[70]
-            if session._fold_task is not None and not session._fold_task.done():
+            await env.narrator.wait_for(i + 1, timeout=5)
+            if summarising.is_set():
                 break
-        assert session is not None and session._fold_task is not None
+        assert summarising.is_set(), "30 turns past the trigger and no fold started"
+        assert env.live().memory.running
         delivered = len(env.narrator.turns)
         await env.act(ANN, "I keep walking while the DM takes notes", mentions_bot=True)
-        for _ in range(500):
-            await asyncio.sleep(0.001)
-            if len(env.narrator.turns) == delivered + 1:
-                break
-        assert len(env.narrator.turns) == delivered + 1  # answered while the fold still waits
+        await env.narrator.wait_for(delivered + 1, timeout=5)
+        assert env.live().memory.running  # answered while the fold still waits
+        assert await env.store.summaries.get(1) is None
         release.set()
         await env.settle()
         assert await env.store.summaries.get(1) is not None
+        assert not env.live().memory.running
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
 async def test_restart_answers_actions_left_pending(tmp_path: Path) -> None:
     first = ScriptedModel()
-    first.push(Held(reply("never delivered")))
+    held = Held(reply("never delivered"))
+    first.push(held)
     async with make_env(tmp_path, first, turn_mode="mention") as env:
         await party_of(env, ANN)
         await env.act(ANN, "I grab the idol", mentions_bot=True, message_id=77)
-        for _ in range(100):
-            await asyncio.sleep(0.001)
-            if first.requests:
-                break
+        await asyncio.wait_for(held.started.wait(), 5)  # the turn is in flight: the model has the request
         await env.game.close(grace_s=0)  # like a crash mid-turn: the turn is cancelled
         assert env.narrator.turns == []
     second = ScriptedModel()
@@ -561,8 +603,10 @@ async def test_close_lets_a_running_turn_finish_within_the_grace_period(tmp_path
         await party_of(env, ANN)
         await env.act(ANN, "I act", mentions_bot=True)
         await held.started.wait()
+        live = env.live()
         closing = asyncio.create_task(env.game.close(grace_s=5))
-        await asyncio.sleep(0.01)
+        await until(lambda: live.state.closed, "close() to begin")
+        assert not closing.done()  # close() waits for the running turn
         held.release.set()
         await closing
         assert [r.text for r in env.narrator.turns] == ["Finished in time."]
@@ -591,9 +635,9 @@ async def test_idle_sessions_are_evicted_and_reload_their_memory(tmp_path: Path)
         await party_of(env, ANN)
         await env.act(ANN, "I remember the blue door", mentions_bot=True)
         await env.settle()
-        assert await env.game.evict_idle() == 0
+        assert await env.game.registry.evict_idle() == 0
         await env.advance(600.0)
-        assert await env.game.evict_idle() == 1 and env.game.sessions == {}
+        assert await env.game.registry.evict_idle() == 1 and env.game.registry.sessions == {}
         await env.act(ANN, "Where was that door?", mentions_bot=True)
         await env.settle()
         prompt = env.model.turn_requests[-1].messages
@@ -648,7 +692,8 @@ async def test_party_commands(tmp_path: Path) -> None:
         with pytest.raises(NotInParty):
             await env.game.character(WHERE, user_id=BOB.user_id)
         notes = [m.content for m in await env.store.story.transcript(1) if m.role == "system"]
-        assert notes[0].startswith("Borin (Dwarf Fighter, played by bob) joins") and notes[-1] == "Borin leaves the party."
+        assert notes[0].startswith("Borin (Dwarf Fighter, played by bob) joins")
+        assert notes[-1] == "Borin leaves the party."
 
 
 async def test_status_recap_export_and_rolls(tmp_path: Path) -> None:
@@ -664,7 +709,7 @@ async def test_status_recap_export_and_rolls(tmp_path: Path) -> None:
         await env.act(ANN, "I inspect the seal", mentions_bot=True)
         await env.settle()
         prompt = env.model.turn_requests[0].messages[-1]["content"]
-        assert f"[Table]: Aria rolled 1d20+3 for initiative: {rolled.total}" in prompt
+        assert f"[Table]: Dice rolled: Aria 1d20+3 for initiative = {rolled.total}" in prompt
         status = await env.game.status(WHERE)
         assert status.campaign.turn == 1 and status.pending_actions == 0 and status.story_messages == 4
         assert [c.name for c in status.party] == ["Aria"]

@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 from bot.config import load_settings
-from tests.support.doubles import ScriptedModel, reply
 from bot.store import Database, Store
-from bot.terminal import HELP, player_id, play, split_speaker
+from bot.terminal import HELP, play, player_id, split_speaker
+from tests.support.doubles import ScriptedModel, reply
 
 SCRIPT = """\
 /start The Sunken Crypt | A drowned temple | grim

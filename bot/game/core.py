@@ -1,0 +1,267 @@
+"""``Game``: the facade the adapters (Discord cogs, terminal play) call; it implements
+``bot.game.api.GameAPI`` by wiring the core's parts together and delegating to them.
+
+A player's message goes: ``handle_message`` -> ``ActionIntake`` (filters, gates, stored) -> the
+channel's ``TurnWorker`` (collection window) -> ``TurnPipeline`` (budget, context, converse, check,
+commit, deliver, account, remember) -> the adapter's ``Narrator``. Commands go to ``CampaignCommands``,
+``PartyCommands``, the pipeline (``retry``) or the store. The parts:
+
+    session.py   GameSession (a channel's state), LiveSession (state + worker + memory + sheets)
+    registry.py  SessionRegistry: load, evict, close, drain
+    intake.py    ActionIntake         worker.py    TurnWorker          pipeline.py  TurnPipeline
+    converse.py  tool rounds          guard.py     the check step      memory.py    MemoryKeeper
+    sheets.py    SheetJournal         ledger.py    UsageLedger         notes.py     table notes
+    campaign.py  CampaignCommands     party.py     PartyCommands       export.py    recap, export
+    configs.py   ServerConfigs        rules.py     sheet limits        options.py   /config values
+
+Permissions: end/pause/resume/undo/retry need the campaign's creator or an admin (``Actor.is_admin``
+or ``is_owner``); ``set_config`` needs an admin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+
+from bot.config import Settings
+from bot.game.api import (
+    Actor,
+    ChannelRef,
+    CharacterSheetInput,
+    IncomingMessage,
+    Intake,
+    Narrator,
+    ReplyKind,
+    UndoResult,
+)
+from bot.game.campaign import CampaignCommands, require_manager
+from bot.game.configs import ServerConfigs
+from bot.game.dice import make_roll
+from bot.game.errors import NotAllowed
+from bot.game.intake import ActionIntake
+from bot.game.ledger import UsageLedger
+from bot.game.memory import MemoryKeeper
+from bot.game.notes import TableNotes, rolls_note
+from bot.game.options import parse_config_value
+from bot.game.party import PartyCommands
+from bot.game.pipeline import TurnPipeline, TurnTiming
+from bot.game.ports import LazyTokenCounter, ModelPort, TokenCounter
+from bot.game.registry import SessionRegistry
+from bot.game.rules import PLAYER_NAME_MAX
+from bot.game.session import GameSession, LiveSession
+from bot.game.sheets import SheetJournal
+from bot.game.turns import Clock, MonotonicClock
+from bot.game.worker import TurnWorker
+from bot.models import Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord, StoryMessage, UsageReport
+from bot.store import Store, default_guild_config
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE_SECONDS = 10.0  # how long close() lets a running turn finish
+DRAIN_SECONDS = 60.0
+
+__all__ = ["CLOSE_GRACE_SECONDS", "Game"]
+
+
+class Game:
+    """The game core (implements ``bot.game.api.GameAPI``).
+
+    Args:
+        store: the database queries (``bot.store.Store``).
+        llm: the model client (``ModelPort``; ``bot.llm.LLMClient`` in production).
+        settings: process settings (defaults for server options, timings, budgets, limits).
+        narrator: the adapter that shows replies (Discord or terminal).
+        clock: time source for turn windows, cooldowns and idle eviction (default ``MonotonicClock``;
+            tests pass ``ManualClock``).
+        count_tokens: ``(text, model) -> tokens``; default ``bot.llm.tokens.count_tokens`` (tiktoken,
+            offline), loaded on first use.
+    """
+
+    def __init__(self, *, store: Store, llm: ModelPort, settings: Settings, narrator: Narrator,
+                 clock: Clock | None = None, count_tokens: TokenCounter | None = None) -> None:
+        self.store = store
+        self.llm = llm
+        self.settings = settings
+        self.narrator = narrator
+        self.clock: Clock = clock or MonotonicClock()
+        self.count: TokenCounter = count_tokens or LazyTokenCounter()
+        self.configs = ServerConfigs(store, default_guild_config(settings))
+        self.ledger = UsageLedger(store, self.configs)
+        self.notes = TableNotes(store, self.count)
+        self.pipeline = TurnPipeline(store=store, model=llm, settings=settings, narrator=narrator,
+                                     ledger=self.ledger, notes=self.notes, clock=self.clock)
+        self.registry = SessionRegistry(store=store, settings=settings, configs=self.configs, clock=self.clock,
+                                        assemble=self._assemble)
+        self.intake = ActionIntake(store=store, registry=self.registry, configs=self.configs, ledger=self.ledger,
+                                   settings=settings, clock=self.clock, count=self.count)
+        self.campaigns = CampaignCommands(store=store, registry=self.registry, configs=self.configs)
+        self.party_commands = PartyCommands(store=store, registry=self.registry, notes=self.notes)
+
+    def _assemble(self, state: GameSession) -> LiveSession:
+        """A loaded session's worker, memory keeper and sheet journal."""
+        live: LiveSession
+
+        async def play(actions: list[StoryMessage], kind: ReplyKind) -> bool:
+            return await self.pipeline.play(live, actions, kind)
+
+        live = LiveSession(state=state, worker=TurnWorker(state, self.clock, play, self.pipeline.notice),
+                           memory=MemoryKeeper(state, self.store, self.llm, self.ledger, self.settings, self.count),
+                           sheets=SheetJournal(state, self.store))
+        return live
+
+    @property
+    def turn_timings(self) -> deque[TurnTiming]:
+        """Where recent turns' time went (the newest 10,000; read by ``python -m bench``)."""
+        return self.pipeline.timings
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Answer actions left pending by a previous process (``kind="recovered"``) and start idle
+        eviction."""
+        await self.registry.start()
+
+    async def close(self, grace_s: float = CLOSE_GRACE_SECONDS) -> None:
+        """Cancel background work and close every session; running turns get up to ``grace_s``
+        seconds to finish (their actions stay pending otherwise)."""
+        await self.registry.close(grace_s)
+
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
+        """Wait (real time, at most ``timeout`` seconds) until no session has actions to answer, a
+        turn or a fold running; actions whose turn failed do not count. Returns False on timeout."""
+        return await self.registry.drain(timeout)
+
+    # --- play ------------------------------------------------------------------------------------
+    async def handle_message(self, msg: IncomingMessage) -> Intake:
+        """Filter, store (commit) and queue a message; see ``GameAPI.handle_message``."""
+        return await self.intake.handle(msg)
+
+    # --- campaign --------------------------------------------------------------------------------
+    async def start_campaign(self, where: ChannelRef, actor: Actor, *, title: str, setting: str = "",
+                             tone: str = "") -> Campaign:
+        """See ``CampaignCommands.start``."""
+        return await self.campaigns.start(where, actor, title=title, setting=setting, tone=tone)
+
+    async def end_campaign(self, where: ChannelRef, actor: Actor) -> Campaign:
+        """End the channel's campaign (creator or admin). Raises ``NoCampaign`` or ``NotAllowed``."""
+        return await self.campaigns.set_status(where, actor, "ended")
+
+    async def pause_campaign(self, where: ChannelRef, actor: Actor) -> Campaign:
+        """Pause: messages are ignored until resumed (creator or admin). Raises ``NoCampaign``,
+        ``NotAllowed`` or ``CampaignNotActive``."""
+        return await self.campaigns.set_status(where, actor, "paused")
+
+    async def resume_campaign(self, where: ChannelRef, actor: Actor) -> Campaign:
+        """Resume a paused campaign; waiting actions are answered at once (creator or admin)."""
+        return await self.campaigns.set_status(where, actor, "active")
+
+    async def status(self, where: ChannelRef) -> CampaignStatusReport:
+        """See ``CampaignCommands.status``."""
+        return await self.campaigns.status(where)
+
+    async def recap(self, where: ChannelRef) -> str:
+        """The story so far (Markdown): the running summary and the latest turns; no model call."""
+        return await self.campaigns.recap(where)
+
+    async def export_markdown(self, where: ChannelRef) -> str:
+        """The whole transcript as Markdown."""
+        return await self.campaigns.export_markdown(where)
+
+    # --- party -----------------------------------------------------------------------------------
+    async def join(self, where: ChannelRef, actor: Actor, sheet: CharacterSheetInput) -> Character:
+        """See ``PartyCommands.join``."""
+        return await self.party_commands.join(where.channel_id, actor, sheet)
+
+    async def character(self, where: ChannelRef, *, user_id: int | None = None,
+                        name: str | None = None) -> Character:
+        """See ``PartyCommands.character``."""
+        return await self.party_commands.character(where.channel_id, user_id=user_id, name=name)
+
+    async def edit_character(self, where: ChannelRef, actor: Actor, **changes: object) -> Character:
+        """See ``PartyCommands.edit``."""
+        return await self.party_commands.edit(where.channel_id, actor, changes)
+
+    async def leave(self, where: ChannelRef, actor: Actor) -> Character:
+        """See ``PartyCommands.leave``."""
+        return await self.party_commands.leave(where.channel_id, actor)
+
+    async def party(self, where: ChannelRef) -> Sequence[Character]:
+        """The active characters in joining order. Raises ``NoCampaign``."""
+        return await self.party_commands.members(where.channel_id)
+
+    async def character_names(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """For autocomplete: active character names starting with ``prefix``."""
+        return await self.party_commands.names(where.channel_id, prefix)
+
+    # --- turns -----------------------------------------------------------------------------------
+    async def retry(self, where: ChannelRef, actor: Actor) -> None:
+        """Regenerate the last DM reply from the same actions (new narration, new rolls), delivered
+        with ``kind="retry"``; the old reply, its table notes and (while the session stays loaded) its
+        sheet changes are undone. Creator or admin only. Raises ``NothingToUndo``, ``NotAllowed``,
+        ``BudgetExhausted``, ``EmptyReply`` or an ``LLMError``; on failure the old reply stays."""
+        live = await self.registry.require(where.channel_id)
+        require_manager(live.state, actor, "regenerate the DM's reply")
+        await self.pipeline.retry(live)
+
+    async def undo(self, where: ChannelRef, actor: Actor) -> UndoResult:
+        """Take back the newest turn: its actions, table notes and reply leave the story (kept in the
+        database as "undone"), and, while the session stays loaded, its sheet changes are reverted.
+        Creator or admin only. Raises ``NothingToUndo`` or ``NotAllowed``."""
+        live = await self.registry.require(where.channel_id)
+        session = live.state
+        require_manager(session, actor, "undo a turn")
+        async with session.lock:
+            turn = session.last_turn().turn
+            count = await self.store.story.undo_turn(session.campaign.id, turn)
+            before = live.sheets.take(turn)
+            if before:
+                await live.sheets.restore(before)
+            refreshed = await self.store.campaigns.get(session.campaign.id)
+            session.undone(turn, refreshed.turn if refreshed is not None else session.campaign.turn)
+        return UndoResult(turn=turn, messages_undone=count)
+
+    # --- dice ------------------------------------------------------------------------------------
+    async def roll(self, where: ChannelRef, actor: Actor, expression: str, reason: str = "") -> RollRecord:
+        """Roll for a player with d20 (``1d20+5``, ``4d6kh3``, ``adv 1d20+3``); stored, and noted in the
+        story so the DM knows, when the channel has a campaign. Raises ``DiceError`` (a
+        ``UserInputError``) for a bad expression."""
+        live = await self.registry.get(where.channel_id)
+        session = live.state if live is not None else None
+        character = session.character_of(actor.user_id) if session else None
+        record = make_roll(expression, reason=reason, roller_id=actor.user_id,
+                           roller_name=actor.name[:PLAYER_NAME_MAX],
+                           character_name=character.name if character else None,
+                           campaign_id=session.campaign.id if session else None,
+                           turn=session.campaign.turn if session else None)
+        if session is not None:
+            record = replace(record, id=await self.store.story.add_roll(record))
+            await self.notes.add(session, rolls_note([record]))
+        return record
+
+    # --- admin -----------------------------------------------------------------------------------
+    async def get_config(self, guild_id: int) -> GuildConfig:
+        """The server's effective options."""
+        return await self.configs.get(guild_id)
+
+    async def set_config(self, guild_id: int, actor: Actor, key: str, value: str) -> GuildConfig:
+        """Validate and store one server option (``default`` resets it); live sessions of the server
+        pick it up at once. Raises ``NotAllowed`` for non-admins and ``UserInputError`` for a bad key
+        or value."""
+        if not (actor.is_admin or actor.is_owner):
+            raise NotAllowed(player_message="Only server admins (Manage Server) can change settings.")
+        parsed = parse_config_value(key, value)
+        await self.store.guild_config.set(guild_id, key, parsed, updated_by=actor.user_id)
+        self.configs.forget(guild_id)
+        config = await self.configs.get(guild_id)
+        for live in self.registry.sessions.values():
+            if live.state.campaign.guild_id == guild_id:
+                live.state.set_config(config)
+                live.worker.wake.set()  # a shorter window may already be over
+        log.info("guild %s: %s set to %r by %s", guild_id, key, parsed, actor.user_id)
+        return config
+
+    async def usage(self, where: ChannelRef) -> UsageReport:
+        """Model usage of the server and the channel's campaign (if any), today (UTC) and all time."""
+        live = await self.registry.get(where.channel_id)
+        return await self.ledger.report(where.guild_id, live.state.campaign if live else None)

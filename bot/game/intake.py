@@ -1,0 +1,108 @@
+"""The intake: a channel message on its way to becoming a stored, pending action.
+
+In order: the filters (other bots, OOC, command prefixes, mention mode, too long: ``bot.game.filters``),
+the channel's live campaign, duplicate deliveries, the daily budget, then the queue limit and the
+player's burst gate, then the action is STORED (committed) before anything else can fail, and the
+channel's worker is woken. Refusals are an ``Intake`` with a sentence for the author; nothing here
+raises for the message itself (database errors propagate).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from bot.config import Settings
+from bot.game.api import IncomingMessage, Intake
+from bot.game.configs import ServerConfigs
+from bot.game.errors import NO_CAMPAIGN_MESSAGE, PAUSED_MESSAGE, QUEUE_FULL_MESSAGE, BudgetExhausted, cooldown_message
+from bot.game.filters import classify
+from bot.game.ledger import UsageLedger
+from bot.game.ports import TokenCounter
+from bot.game.registry import SessionRegistry
+from bot.game.rules import PLAYER_NAME_MAX
+from bot.game.turns import Clock
+from bot.store import Store
+
+PLAYER_BURST = 3  # actions one player may send within player_cooldown_seconds before being refused
+
+
+class ActionIntake:
+    """Turns ``IncomingMessage``s into pending actions.
+
+    Args:
+        store: where actions are stored.
+        registry: the loaded sessions.
+        configs: the servers' options (filters).
+        ledger: the daily budgets.
+        settings: ``max_input_chars``, ``channel_queue_limit``, ``player_cooldown_seconds`` (seconds).
+        clock: time source for the burst gate and the collection window.
+        count: the token counter (each action is counted once, when stored).
+    """
+
+    def __init__(self, *, store: Store, registry: SessionRegistry, configs: ServerConfigs, ledger: UsageLedger,
+                 settings: Settings, clock: Clock, count: TokenCounter) -> None:
+        self.store = store
+        self.registry = registry
+        self.configs = configs
+        self.ledger = ledger
+        self.settings = settings
+        self.clock = clock
+        self.count = count
+
+    async def handle(self, msg: IncomingMessage) -> Intake:
+        """Filter, store (commit) and queue ``msg``; see ``GameAPI.handle_message``."""
+        config = await self.configs.get(msg.guild_id)
+        verdict = classify(msg, config, max_input_chars=self.settings.max_input_chars)
+        if verdict.status == "ignored":
+            return Intake("ignored", verdict.reason)
+        if verdict.status == "refused":
+            return Intake("refused", verdict.reason, verdict.message)
+        live = await self.registry.get(msg.channel_id)
+        if live is None:
+            if msg.explicit_action:
+                return Intake("refused", "no_campaign", NO_CAMPAIGN_MESSAGE)
+            return Intake("ignored", "no_campaign")
+        session = live.state
+        if session.campaign.status != "active":
+            if msg.explicit_action:
+                return Intake("refused", "paused", PAUSED_MESSAGE)
+            return Intake("ignored", "paused")
+        if msg.message_id is not None and not session.remember_message_id(msg.message_id):
+            return Intake("ignored", "duplicate")
+        try:
+            await self.ledger.check_budget(msg.guild_id, [msg.author_id])
+        except BudgetExhausted as exc:
+            return Intake("refused", "budget", exc.player_message)
+        # No await from here to the store call: the queue slot and the cooldown entry are taken in one
+        # step, so a burst of messages handled concurrently cannot all slip past the limits.
+        if len(session.pending) + session.storing >= self.settings.channel_queue_limit:
+            return Intake("refused", "queue_full", QUEUE_FULL_MESSAGE)
+        now = self.clock.now()
+        cooldown = self.settings.player_cooldown_seconds
+        recent = session.recent_actions.get(msg.author_id)
+        if cooldown and recent is not None and len(recent) == PLAYER_BURST and now - recent[0] < cooldown:
+            return Intake("refused", "cooldown", cooldown_message(cooldown - (now - recent[0])))
+        if cooldown:
+            if recent is None:
+                recent = session.recent_actions[msg.author_id] = deque(maxlen=PLAYER_BURST)
+            recent.append(now)
+        character = session.character_of(msg.author_id)
+        text = msg.content.strip()
+        session.storing += 1
+        try:
+            stored, new = await self.store.story.add_action(
+                campaign_id=session.campaign.id, turn=session.campaign.turn + 1, author_id=msg.author_id,
+                author_name=msg.author_name[:PLAYER_NAME_MAX], character_name=character.name if character else None,
+                content=text, token_count=self.count(text, session.config.model),
+                platform_message_id=msg.message_id, created_at=msg.created_at)
+        finally:
+            session.storing -= 1
+        if not new:
+            return Intake("ignored", "duplicate", story_message_id=stored.id)
+        if not self.registry.is_current(live):
+            return Intake("queued", "action", story_message_id=stored.id)  # ended meanwhile: stored only
+        session.last_active = now
+        session.pending.append(stored)
+        session.collector.add(now, msg.author_id)
+        live.worker.kick()
+        return Intake("queued", "action", story_message_id=stored.id)

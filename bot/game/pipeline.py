@@ -1,0 +1,225 @@
+"""The turn pipeline: the ONE sequence of steps that answers the table, shared by a turn, a
+recovered turn after a restart and ``/retry``.
+
+    budget    the server's and the players' daily token budgets       (bot.game.ledger)
+    context   the prompt: cached system text, sticky history, party, actions  (bot.game.context)
+    converse  the model's tool rounds, then its narration                 (bot.game.converse)
+    check     the narration is usable; an empty one is asked for again once  (bot.game.guard)
+    commit    one transaction: the reply, table notes, rolls, turn number (bot.store.story)
+    deliver   the Narrator port shows it (Discord or the terminal)        (bot.game.api.Narrator)
+    account   usage rows, failed turn or not                              (bot.game.ledger)
+    remember  maybe fold old story into the summary, in the background    (bot.game.memory)
+
+A failure before the commit changes nothing that stays: sheet changes the model's tools made are put
+back, the actions stay pending (a retry keeps the old reply), and the error propagates as a
+``BotError`` (``play`` turns it into a notice to the table). A new step is one function here and,
+where it has state, one module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Settings
+from bot.errors import BotError
+from bot.game import guard
+from bot.game.api import DMReply, Narrator, ReplyKind
+from bot.game.context import build_prompt
+from bot.game.converse import Conversation, converse, without_tool_rounds
+from bot.game.errors import EmptyReply
+from bot.game.ledger import UsageLedger
+from bot.game.notes import TableNotes, changes_note, rolls_note, with_changes
+from bot.game.ports import ModelPort
+from bot.game.session import GameSession, LastTurn, LiveSession
+from bot.game.tools import ToolContext
+from bot.game.turns import Clock
+from bot.models import StoryMessage
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTiming:
+    """Where one turn's time went, seconds (``time.perf_counter``): from the window closing to the
+    reply being handed to the narrator, and how much of that was the model calls (``model_s``)."""
+
+    channel_id: int
+    turn: int
+    closed_at: float
+    delivered_at: float
+    model_s: float
+    prompt_messages: int
+
+    @property
+    def overhead_s(self) -> float:
+        """Bot time of the turn, seconds: total minus the model's own time."""
+        return self.delivered_at - self.closed_at - self.model_s
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """One answer to give the table.
+
+    Attributes:
+        actions: the actions answered, oldest first.
+        kind: "turn", "recovered" (left by a previous process) or "retry".
+        replacing: for a retry, the newest turn whose reply is regenerated.
+    """
+
+    actions: tuple[StoryMessage, ...]
+    kind: ReplyKind
+    replacing: LastTurn | None = None
+
+    @property
+    def player_ids(self) -> list[int]:
+        """The players whose actions are answered, in order of first action (for budgets, usage)."""
+        return list(dict.fromkeys(a.author_id for a in self.actions if a.author_id is not None))
+
+
+class TurnPipeline:
+    """Runs ``TurnRequest``s through the steps listed in the module docstring.
+
+    Args:
+        store: the database.
+        model: the model client.
+        settings: ``history_token_budget`` (tokens) and ``max_tool_rounds``.
+        narrator: where replies go.
+        ledger: budgets and usage.
+        notes: table notes and token counts.
+        clock: time source for the session's last activity.
+    """
+
+    def __init__(self, *, store: Store, model: ModelPort, settings: Settings, narrator: Narrator,
+                 ledger: UsageLedger, notes: TableNotes, clock: Clock) -> None:
+        self.store = store
+        self.model = model
+        self.settings = settings
+        self.narrator = narrator
+        self.ledger = ledger
+        self.notes = notes
+        self.clock = clock
+        self.timings: deque[TurnTiming] = deque(maxlen=10_000)
+
+    async def play(self, live: LiveSession, actions: Sequence[StoryMessage], kind: ReplyKind) -> bool:
+        """Answer pending ``actions`` (the worker's entry). Returns True when the reply was stored
+        and delivered; an expected failure (``BotError``: model trouble, a spent budget, an empty
+        reply) becomes a notice to the table and returns False with the actions still pending.
+        Anything else propagates (the worker logs it)."""
+        try:
+            await self.run(live, TurnRequest(tuple(actions), kind))
+        except BotError as exc:
+            log.warning("turn in channel %s not answered: %s (status %s, request %s)", live.state.channel_id,
+                        type(exc).__name__, getattr(exc, "status", None), getattr(exc, "request_id", None))
+            await self.notice(live.state.channel_id, exc.player_message)
+            return False
+        return True
+
+    async def retry(self, live: LiveSession) -> None:
+        """Regenerate the newest turn's reply from the same actions. Raises ``NothingToUndo`` and any
+        ``BotError`` of the run (the old reply then stays)."""
+        last = live.state.last_turn()
+        await self.run(live, TurnRequest(last.actions, "retry", replacing=last))
+
+    async def notice(self, channel_id: int, text: str) -> None:
+        """Tell a channel something as the table's DM (errors, budgets): ``DMReply(kind="notice")``."""
+        await self.narrator.deliver(DMReply(channel_id=channel_id, text=text, kind="notice"))
+
+    async def run(self, live: LiveSession, request: TurnRequest) -> None:
+        """Run every step for ``request`` under the session's lock. Raises ``BotError`` (nothing
+        committed; sheets put back) or, for a bug, anything else (likewise nothing committed)."""
+        session = live.state
+        closed_at = time.perf_counter()
+        talk = Conversation()
+        async with session.lock:
+            session.busy = True
+            try:
+                at_start = live.sheets.snapshot()
+                replaced_sheets = (live.sheets.take(request.replacing.turn)
+                                   if request.replacing is not None else None)
+                try:
+                    await self.ledger.check_budget(session.campaign.guild_id, request.player_ids)
+                    if replaced_sheets:
+                        await live.sheets.restore(replaced_sheets)
+                    before = live.sheets.snapshot()
+                    turn = request.replacing.turn if request.replacing else session.campaign.turn + 1
+                    tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update)
+                    prompt = self.context(session, request)
+                    text = await self.converse(session, prompt, tools, talk)
+                    await self.commit(session, request, turn, text, tools)
+                except Exception:
+                    await live.sheets.restore(at_start)
+                    if request.replacing is not None:
+                        live.sheets.put_back(request.replacing.turn, replaced_sheets)
+                    raise
+                live.sheets.record(turn, before)
+                session.last_active = self.clock.now()
+                self.timings.append(TurnTiming(session.channel_id, turn, closed_at, time.perf_counter(),
+                                               talk.model_s, len(prompt)))
+                await self.deliver(session, request, turn, text, tools)
+            finally:
+                session.busy = False
+                await self.ledger.record(session.campaign, request.player_ids,
+                                         "retry" if request.kind == "retry" else "turn", talk.calls)
+        live.memory.maybe_fold()
+
+    # --- the steps ---------------------------------------------------------------------------------
+    def context(self, session: GameSession, request: TurnRequest) -> list[dict[str, Any]]:
+        """The prompt: the story before the answered turn, within the history budget."""
+        history = session.history
+        if request.replacing is not None:
+            history = [m for m in history if m.turn < request.replacing.turn]
+        window = session.window.select(history, self.settings.history_token_budget)
+        return build_prompt(session.system_text(), window, session.party_text(), request.actions)
+
+    async def converse(self, session: GameSession, prompt: list[dict[str, Any]], tools: ToolContext,
+                       talk: Conversation) -> str:
+        """The model's tool rounds and narration, checked; an unusable narration is asked for once
+        more with a corrective note. Raises ``EmptyReply`` when the second is unusable too, or an
+        ``LLMError``."""
+        rounds = self.settings.max_tool_rounds
+        async with self.narrator.thinking(session.channel_id):
+            text = await converse(self.model, prompt, tools, session.config, rounds=rounds, conversation=talk)
+            checked = guard.check(text)
+            if checked is None:
+                log.info("channel %s: the model's narration was empty; asking once more", session.channel_id)
+                base = without_tool_rounds(prompt, tools) if tools.calls else prompt
+                again = await converse(self.model, guard.corrected(base), tools, session.config, rounds=0,
+                                       conversation=talk)
+                checked = guard.check(again)
+        if checked is None:
+            raise EmptyReply()
+        return checked
+
+    async def commit(self, session: GameSession, request: TurnRequest, turn: int, text: str,
+                     tools: ToolContext) -> None:
+        """One transaction: the actions answered (or the old reply replaced), the table notes, the
+        rolls, the reply and the campaign's turn counter; then the session's memory follows."""
+        model = session.config.model
+        texts = ([rolls_note(tools.rolls)] if tools.rolls else []) + ([changes_note(tools.changes)]
+                                                                      if tools.changes else [])
+        last = request.replacing
+        notes, dm = await self.store.story.complete_turn(
+            campaign_id=session.campaign.id, turn=turn,
+            action_ids=[] if last else [a.id for a in request.actions], dm_content=text,
+            dm_token_count=self.notes.count(text, model), rolls=tools.rolls,
+            notes=self.notes.counted(texts, model), replaces_dm_message_id=last.dm.id if last else None,
+            replaces_message_ids=[m.id for m in last.notes] if last else [])
+        if last is None:
+            session.answered(request.actions, turn, notes, dm)
+        else:
+            session.replaced(last, notes, dm)
+
+    async def deliver(self, session: GameSession, request: TurnRequest, turn: int, text: str,
+                      tools: ToolContext) -> None:
+        """Hand the reply to the narrator, with its rolls and the sheet changes line."""
+        await self.narrator.deliver(DMReply(
+            channel_id=session.channel_id, text=with_changes(text, tools.changes), turn=turn,
+            rolls=tuple(tools.rolls), campaign_id=session.campaign.id, kind=request.kind,
+            answered_message_ids=tuple(a.platform_message_id for a in request.actions
+                                       if a.platform_message_id is not None)))
