@@ -100,7 +100,7 @@ def rss_kib() -> int:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def seed(db: Any, channels: int, stored: int) -> None:
@@ -124,7 +124,7 @@ async def seed(db: Any, channels: int, stored: int) -> None:
             rows_m.append((mid, c, i // 4 + 1, role, 100 + i % 3 if role == "player" else None,
                            f"player{i % 3}" if role == "player" else "DM",
                            f"Hero{i % 3}" if role == "player" else None, text, 18, "answered", now,
-                           None, int(i < stored - 120)))
+                           None))
         rows_s.append((c, "Long ago the party entered the crypt. " * 20, 160, mid - 120, now))
     async with db.transaction() as conn:
         await conn.executemany("INSERT INTO campaigns (id, guild_id, channel_id, title, setting, tone, status,"
@@ -132,8 +132,8 @@ async def seed(db: Any, channels: int, stored: int) -> None:
         await conn.executemany("INSERT INTO characters (campaign_id, player_id, player_name, name, char_class,"
                                " ancestry, created_at) VALUES (?,?,?,?,?,?,?)", rows_ch)
         await conn.executemany("INSERT INTO story_messages (id, campaign_id, turn, role, author_id, author_name,"
-                               " character_name, content, token_count, state, created_at, platform_message_id,"
-                               " summarized) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows_m)
+                               " character_name, content, token_count, state, created_at, platform_message_id)"
+                               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows_m)
         await conn.executemany("INSERT INTO summaries (campaign_id, content, token_count, through_message_id,"
                                " updated_at) VALUES (?,?,?,?,?)", rows_s)
 
@@ -157,7 +157,7 @@ class InstantModel:
 async def game_on(tmp: Path, url: str | None, *, narrator: Any, count_prompts: bool = False,
                   **overrides: Any) -> AsyncIterator[tuple[Any, Any, MeasuringLLM]]:
     from bot.config import load_settings
-    from bot.game.sessions import Game
+    from bot.game.core import Game
     from bot.llm import LLMClient
     from bot.store import Database, Store
 
@@ -165,19 +165,19 @@ async def game_on(tmp: Path, url: str | None, *, narrator: Any, count_prompts: b
                                    llm_max_concurrency=256, channel_queue_limit=10_000)
     options.update(overrides)
     settings = load_settings(None, **options)
-    async with Database.open(settings.database_path, migrate=True) as db:
-        async with (LLMClient(api_key="sk-bench", base_url=url, default_model="gpt-4o-mini", max_concurrency=256,
-                              timeout_s=30, deadline_s=60) if url else contextlib.nullcontext(InstantModel())) as client:
-            llm = MeasuringLLM(client, count_prompts=count_prompts)
-            game = Game(store=Store(db), llm=llm, settings=settings, narrator=narrator)
-            await game.start()
-            from bot.runtime import freeze_startup_heap
+    model = (LLMClient(api_key="sk-bench", base_url=url, default_model="gpt-4o-mini", max_concurrency=256,
+                       timeout_s=30, deadline_s=60) if url else contextlib.nullcontext(InstantModel()))
+    async with Database.open(settings.database_path, migrate=True) as db, model as client:
+        llm = MeasuringLLM(client, count_prompts=count_prompts)
+        game = Game(store=Store(db), llm=llm, settings=settings, narrator=narrator)
+        await game.start()
+        from bot.runtime import freeze_startup_heap
 
-            freeze_startup_heap()  # as the bot process does once it is set up (bot/app.py)
-            try:
-                yield game, db, llm
-            finally:
-                await game.close()
+        freeze_startup_heap()  # as the bot process does once it is set up (bot/app.py)
+        try:
+            yield game, db, llm
+        finally:
+            await game.close()
 
 
 def act(channel: int, player: int, text: str, mid: int) -> Any:
@@ -199,7 +199,7 @@ async def bench_overhead(url: str, channels: int, stored: int, turns: int, think
     rng = random.Random(seed_value)
     narrator = NullNarrator()
     with tempfile.TemporaryDirectory() as tmp:
-        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, llm):
+        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, _llm):
             await seed(db, channels, stored)
 
             async def play(channel: int, base: int, n: int, pace: bool) -> None:
@@ -234,7 +234,7 @@ async def bench_throughput(url: str | None, channels: int, stored: int, turns: i
     narrator = NullNarrator()
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, llm):
+        async with game_on(Path(tmp), url, narrator=narrator) as (game, db, _llm):
             await seed(db, channels, stored)
 
             async def play(channel: int, base: int, n: int) -> None:
@@ -259,9 +259,11 @@ async def bench_throughput(url: str | None, channels: int, stored: int, turns: i
                       "cpu_ms_per_turn": round(cpu / done * 1000, 2)}
             if profiler:
                 stats = pstats.Stats(profiler)
+                # Stats.stats (per-function, not merged by name like get_stats_profile()) is not in typeshed
                 rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]  # type: ignore[attr-defined]
                 result["profile_top_own_seconds"] = [
-                    [f"{Path(f).name}:{line}({name})", round(tt, 3)] for (f, line, name), (_cc, _nc, tt, _ct, _c) in rows]
+                    [f"{Path(f).name}:{line}({name})", round(tt, 3)]
+                    for (f, line, name), (_cc, _nc, tt, _ct, _c) in rows]
     return result
 
 
@@ -302,7 +304,7 @@ async def bench_prompt_growth(url: str, turns: int) -> dict[str, Any]:
                     a = json.dumps(previous)
                     b = json.dumps(prompt)
                     common = 0
-                    for x, y in zip(a, b):
+                    for x, y in zip(a, b, strict=False):
                         if x != y:
                             break
                         common += 1
@@ -354,9 +356,7 @@ async def main():
     from bot.llm import LLMClient
     s = load_settings(None, data_dir=sys.argv[2], discord_token="x.y.z", openai_api_key="sk-x")
     async with Database.open(s.database_path, migrate=True) as db, LLMClient.from_settings(s) as llm:
-        bot = DungeonMasterBot(settings=s, store=Store(db), llm=llm)
-        from bot.game.sessions import Game
-        bot.game = Game(store=bot.store, llm=llm, settings=s, narrator=bot.narrator)
+        bot = DungeonMasterBot(settings=s, store=Store(db), llm=llm)  # builds the game core, as in run_bot
         for name in COGS:
             await bot.load_extension(name)
         await bot.game.start()

@@ -1,10 +1,14 @@
 """The Discord bot: the ``commands.Bot`` subclass, its Narrator, the one error path, and ``run_bot``.
 
 ``run_bot(settings)`` opens the database and the model client with ``async with`` and passes them to the
-bot through its constructor (discord.py's examples/advanced_startup.py). ``setup_hook`` builds the game
-core, loads one cog per feature from ``cogs/``, syncs slash commands to the dev guild when one is
-configured (never globally on start: owners use ``/admin sync``) and starts the heartbeat the
-container health check reads.
+bot through its constructor (discord.py's examples/advanced_startup.py), which also builds the game core
+(``bot.game.core.Game``, typed as ``GameAPI``). ``setup_hook`` loads one cog per feature from ``cogs/``,
+syncs slash commands to the dev guild when one is configured (never globally on start: owners use
+``/admin sync``), starts the game core and the heartbeat the container health check reads.
+
+Errors: every slash command's error reaches ``DungeonMasterTree.on_error`` and becomes one ephemeral
+sentence there (``describe_error``); a ``BotError``'s ``admin_hint`` is logged and, for callers with
+Manage Server, appended to that sentence.
 
 Safety: the client is created with ``AllowedMentions.none()`` and every send passes it again, so
 nothing a player or the model writes can ping @everyone, a role or a user.
@@ -20,7 +24,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -30,8 +34,12 @@ from discord.ext import commands
 from bot.chunking import split_message
 from bot.config import Settings
 from bot.errors import BotError
-from bot.game.api import DMReply, Narrator
+from bot.game.api import DMReply, GameAPI, Narrator
 from bot.models import RollRecord
+
+if TYPE_CHECKING:
+    from bot.llm import LLMClient
+    from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +103,11 @@ async def respond(interaction: discord.Interaction, content: str | None = None, 
         if not chunk and not extra:
             continue
         if interaction.is_expired():
-            if ephemeral or interaction.channel is None:
+            channel = interaction.channel
+            if ephemeral or not isinstance(channel, discord.abc.Messageable):
                 log.info("dropping ephemeral answer to expired interaction %s", interaction.id)
                 return
-            await interaction.channel.send(chunk or None, allowed_mentions=NO_MENTIONS, **extra)  # type: ignore[union-attr]
+            await channel.send(chunk or None, allowed_mentions=NO_MENTIONS, **extra)
         elif not interaction.response.is_done():
             await interaction.response.send_message(chunk or None, ephemeral=ephemeral,
                                                     allowed_mentions=NO_MENTIONS, **extra)
@@ -107,15 +116,33 @@ async def respond(interaction: discord.Interaction, content: str | None = None, 
                                             allowed_mentions=NO_MENTIONS, **extra)
 
 
+class CheckRefused(app_commands.CheckFailure):
+    """Raised by an ``app_commands.check`` predicate that refuses the caller; ``player_message`` is
+    the sentence they see (ephemeral), e.g. "Only the bot's owner can sync commands."."""
+
+    def __init__(self, player_message: str) -> None:
+        super().__init__(player_message)
+        self.player_message = player_message
+
+
+def unwrap_error(error: BaseException) -> BaseException:
+    """The exception a command raised, without discord.py's ``CommandInvokeError`` wrapper."""
+    if isinstance(error, (app_commands.CommandInvokeError, commands.CommandInvokeError)):
+        return error.original
+    return error
+
+
 def describe_error(error: BaseException) -> tuple[str, bool]:
     """Turn any error from a command into (sentence for the user, whether it is unexpected).
 
-    ``BotError`` → its ``player_message``; permission and check failures → a short explanation;
-    anything else → a generic apology (unexpected: the caller logs the trace).
+    ``BotError`` → its ``player_message``; a refused check → its sentence; permission and other check
+    failures → a short explanation; anything else → a generic apology (unexpected: the caller logs the
+    trace). A ``BotError``'s ``admin_hint`` is not part of the sentence: see ``admin_note``.
     """
-    if isinstance(error, (app_commands.CommandInvokeError, commands.CommandInvokeError)):
-        error = error.original
+    error = unwrap_error(error)
     if isinstance(error, BotError):
+        return error.player_message, False
+    if isinstance(error, CheckRefused):
         return error.player_message, False
     if isinstance(error, app_commands.MissingPermissions):
         return "You need the **Manage Server** permission to do that.", False
@@ -128,6 +155,17 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, app_commands.TransformerError):
         return f"I couldn't read the value {error.value!r}.", False
     return GENERIC_APOLOGY, True
+
+
+def admin_note(hint: str) -> str:
+    """The line appended to an error sentence for callers with Manage Server."""
+    return f"\n-# For admins: {hint}"
+
+
+def is_server_admin(interaction: discord.Interaction) -> bool:
+    """Whether the caller has Manage Server (or Administrator) in the channel of ``interaction``."""
+    perms = interaction.permissions
+    return bool(perms.manage_guild or perms.administrator)
 
 
 class DiscordNarrator(Narrator):
@@ -145,7 +183,11 @@ class DiscordNarrator(Narrator):
             except discord.HTTPException:
                 log.warning("channel %s is gone; reply not delivered", channel_id)
                 return None
-        return channel  # type: ignore[return-value]
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("channel %s (%s) cannot take messages; reply not delivered", channel_id,
+                        type(channel).__name__)
+            return None
+        return channel
 
     async def deliver(self, reply: DMReply) -> None:
         """Send ``reply`` to its channel. Platform errors are logged, never raised (the reply is
@@ -175,11 +217,11 @@ class DiscordNarrator(Narrator):
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:
         """Show "DM is typing…" while the block runs (discord.py re-sends it every 5 s)."""
         channel = self.bot.get_channel(channel_id)
-        if channel is None or not hasattr(channel, "typing"):
+        if not isinstance(channel, discord.abc.Messageable):
             yield
             return
         try:
-            typing = channel.typing()  # type: ignore[union-attr]
+            typing = channel.typing()
             await typing.__aenter__()
         except discord.HTTPException:
             yield
@@ -191,41 +233,52 @@ class DiscordNarrator(Narrator):
                 await typing.__aexit__(None, None, None)
 
 
+class DungeonMasterTree(app_commands.CommandTree["DungeonMasterBot"]):
+    """The bot's command tree: its ``on_error`` is the bot's single error path for slash commands."""
+
+    async def on_error(self, interaction: discord.Interaction[DungeonMasterBot],
+                       error: app_commands.AppCommandError) -> None:
+        """Hand every slash command error to ``DungeonMasterBot.on_app_command_error``."""
+        await self.client.on_app_command_error(interaction, error)
+
+
 class DungeonMasterBot(commands.AutoShardedBot):
-    """The bot. ``store`` and ``llm`` are opened by the caller and passed in; the game core is built in
-    ``setup_hook`` and closed in ``close``.
+    """The bot. ``store`` and ``llm`` are opened by the caller and passed in; the game core is built
+    here unless one is given (``bot.game.core.Game``), started in ``setup_hook`` and closed in ``close``.
 
     Sharding: with ``DISCORD_SHARD_COUNT``/``DISCORD_SHARD_IDS`` set, this process runs those shards;
     otherwise one shard (no ``GET /gateway/bot`` round trip for a shard count).
     """
 
-    def __init__(self, *, settings: Settings, store: Any, llm: Any, game: Any | None = None) -> None:
+    def __init__(self, *, settings: Settings, store: Store, llm: LLMClient, game: GameAPI | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = settings.discord_message_content_intent
         intents.members = False
         intents.presences = False
+        shards: dict[str, Any] = {"shard_ids": list(settings.discord_shard_ids)} if settings.discord_shard_ids else {}
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             allowed_mentions=NO_MENTIONS,
             help_command=None,
+            tree_cls=DungeonMasterTree,
             shard_count=settings.discord_shard_count or 1,
-            shard_ids=settings.discord_shard_ids or None,
             owner_ids=set(settings.discord_owner_ids) or None,
+            **shards,
         )
         self.settings = settings
         self.store = store
         self.llm = llm
-        self.game = game
         self.narrator = DiscordNarrator(self)
+        if game is None:
+            from bot.game.core import Game
+
+            game = Game(store=store, llm=llm, settings=settings, narrator=self.narrator)
+        self.game: GameAPI = game
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
-        if self.game is None:
-            from bot.game.sessions import Game
-
-            self.game = Game(store=self.store, llm=self.llm, settings=self.settings, narrator=self.narrator)
+        """Load the cogs, sync to the dev guild if one is set, start the game core and the heartbeat."""
         for name in COGS:
             await self.load_extension(name)
         if self.settings.discord_dev_guild_id:
@@ -240,12 +293,13 @@ class DungeonMasterBot(commands.AutoShardedBot):
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
     async def close(self) -> None:
+        """Stop the heartbeat, close the game core (running turns get their grace period), then the
+        gateway connection."""
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
-        if self.game is not None:
-            await self.game.close()
+        await self.game.close()
         await super().close()
 
     @property
@@ -265,27 +319,35 @@ class DungeonMasterBot(commands.AutoShardedBot):
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def on_ready(self) -> None:
-        assert self.user is not None
-        log.info("connected as %s (%s) to %d servers", self.user, self.user.id, len(self.guilds))
+        """Log the connection and touch the heartbeat file at once (the health check reads it)."""
+        log.info("connected as %s (%s) to %d servers", self.user, self.user.id if self.user else None,
+                 len(self.guilds))
         with contextlib.suppress(OSError):
             self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
             self.heartbeat_path.write_text(f"{time.time():.0f}\n")
 
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
-        """The ONE place where a slash command's error becomes a sentence for the user."""
+        """The ONE place where a slash command's error becomes a sentence for the user (ephemeral).
+
+        A ``BotError``'s ``admin_hint`` is always logged, and appended to the sentence when the caller
+        has Manage Server."""
         message, unexpected = describe_error(error)
+        original = unwrap_error(error)
+        name = interaction.command.qualified_name if interaction.command else None
         if unexpected:
-            original = getattr(error, "original", error)
-            log.error("command %s failed:\n%s", interaction.command and interaction.command.qualified_name,
-                      "".join(traceback.format_exception(original)))
+            log.error("command %s failed:\n%s", name, "".join(traceback.format_exception(original)))
         else:
-            log.info("command %s refused: %s", interaction.command and interaction.command.qualified_name,
-                     message)
+            log.info("command %s refused: %s", name, message)
+        if isinstance(original, BotError) and original.admin_hint:
+            log.warning("command %s: admin hint: %s", name, original.admin_hint)
+            if is_server_admin(interaction):
+                message += admin_note(original.admin_hint)
         with contextlib.suppress(discord.HTTPException):
             await respond(interaction, message, ephemeral=True)
 
     async def is_owner(self, user: discord.abc.User) -> bool:
+        """Owners are ``DISCORD_OWNER_IDS`` when set, else the application's owner (or team)."""
         if self.settings.discord_owner_ids:
             return user.id in self.settings.discord_owner_ids
         return await super().is_owner(user)
@@ -296,11 +358,14 @@ def _close_on_signals(bot: DungeonMasterBot) -> None:
     ``CLOSE_GRACE_SECONDS`` to finish and deliver, the gateway and database close, exit code 0.
     Whatever is not answered by then stays pending in the database and is answered on the next start."""
     loop = asyncio.get_running_loop()
+    closing: set[asyncio.Task[None]] = set()  # holds the task: the loop keeps only weak references
 
     def close(signame: str) -> None:
         log.info("%s received: closing", signame)
         if not bot.is_closed():
-            asyncio.ensure_future(bot.close())
+            task = loop.create_task(bot.close(), name="close-on-signal")
+            closing.add(task)
+            task.add_done_callback(closing.discard)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TurnMode = Literal["batch", "mention"]
@@ -118,10 +118,10 @@ class Settings(BaseSettings):
 
     @field_validator("discord_api_base", "discord_gateway_url", "openai_base_url")
     @classmethod
-    def _url(cls, value: str | None, info: Any) -> str | None:
-        if value in (None, ""):
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
             return None if info.field_name != "openai_base_url" else OPENAI_DEFAULT_BASE_URL
-        return validate_http_url(value, info.field_name.upper())
+        return validate_http_url(value, str(info.field_name).upper())
 
     @field_validator("openai_api_key", "discord_token", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact ``record`` in place; never drops it."""
         message = record.getMessage()
         cleaned = redact(message, self.secrets)
         if cleaned != message:
@@ -53,6 +54,11 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
         return True
+
+
+def dm_handlers() -> list[logging.Handler]:
+    """The root logger's handlers that ``setup_logging`` installed (they carry its ``RedactingFilter``)."""
+    return [h for h in logging.getLogger().handlers if any(isinstance(f, RedactingFilter) for f in h.filters)]
 
 
 def setup_logging(settings: Settings, *, console: bool = True) -> None:
@@ -65,10 +71,9 @@ def setup_logging(settings: Settings, *, console: bool = True) -> None:
     redactor = RedactingFilter(secrets)
     formatter = logging.Formatter(LOG_FORMAT)
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_dm_handler", False):
-            root.removeHandler(handler)
-            handler.close()
+    for handler in dm_handlers():
+        root.removeHandler(handler)
+        handler.close()
     handlers: list[logging.Handler] = []
     settings.logs_path.mkdir(parents=True, exist_ok=True)
     handlers.append(logging.handlers.RotatingFileHandler(
@@ -79,7 +84,6 @@ def setup_logging(settings: Settings, *, console: bool = True) -> None:
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(redactor)
-        handler._dm_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(settings.log_level)
     # Chatty libraries: their INFO lines would log request URLs on every call.

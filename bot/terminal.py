@@ -28,11 +28,14 @@ import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Protocol
 
 from bot.config import Settings
 from bot.errors import BotError
-from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, IncomingMessage
+from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, GameAPI, IncomingMessage
+
+if TYPE_CHECKING:
+    from bot.game.ports import ModelPort
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,15 @@ IGNORED_NOTES = {"ooc": "out of character: not sent to the DM", "prefix": "anoth
                  "paused": "the campaign is paused: /resume", "no_campaign": "no campaign yet: /start <title>",
                  "empty": "nothing for the DM to answer"}
 DRAIN_SECONDS = 300.0
+
+
+class TerminalGame(GameAPI, Protocol):
+    """What terminal play needs of the core: ``GameAPI`` plus waiting until typed actions are answered
+    (one person types for the whole table, so each command first lets the DM catch up)."""
+
+    async def drain(self, timeout: float = ...) -> bool:
+        """Wait until no actions are pending or running; False if ``timeout`` seconds passed first."""
+        ...
 
 
 def player_id(name: str) -> int:
@@ -96,7 +108,7 @@ async def _lines(stream: IO[str]) -> AsyncIterator[str]:
         yield line.rstrip("\r\n")
 
 
-async def run_terminal(game: Any, *, channel_id: int, inp: IO[str], out: IO[str]) -> None:
+async def run_terminal(game: TerminalGame, *, channel_id: int, inp: IO[str], out: IO[str]) -> None:
     """Read lines from ``inp`` and play them through ``game`` (a ``GameAPI``) until EOF or ``/quit``.
 
     Errors the core raises on purpose (``BotError``) are printed as their player message; the loop
@@ -129,7 +141,7 @@ async def run_terminal(game: Any, *, channel_id: int, inp: IO[str], out: IO[str]
         out.flush()
 
 
-async def _command(game: Any, where: ChannelRef, actor: Actor, line: str, out: IO[str]) -> bool:
+async def _command(game: TerminalGame, where: ChannelRef, actor: Actor, line: str, out: IO[str]) -> bool:
     """Run one ``/command``. Returns False for ``/quit``."""
     cmd, _, arg = line[1:].partition(" ")
     cmd, arg = cmd.lower(), arg.strip()
@@ -179,8 +191,8 @@ async def _command(game: Any, where: ChannelRef, actor: Actor, line: str, out: I
             out.write(text + "\n")
     elif cmd == "status":
         st = await game.status(where)
-        party = ", ".join(f"{p.name} HP {p.hp}/{p.max_hp}" for p in st.party) or "nobody"
-        out.write(f"{st.campaign.title} ({st.campaign.status}), turn {st.campaign.turn}; party: {party}; "
+        members = ", ".join(f"{p.name} HP {p.hp}/{p.max_hp}" for p in st.party) or "nobody"
+        out.write(f"{st.campaign.title} ({st.campaign.status}), turn {st.campaign.turn}; party: {members}; "
                   f"waiting actions: {st.pending_actions}; story messages: {st.story_messages}\n")
     elif cmd == "undo":
         u = await game.undo(where, actor)
@@ -197,7 +209,7 @@ async def _command(game: Any, where: ChannelRef, actor: Actor, line: str, out: I
 
 
 async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None = None,
-               out: IO[str] | None = None, llm: Any | None = None) -> int:
+               out: IO[str] | None = None, llm: ModelPort | None = None) -> int:
     """Run terminal play until EOF or ``/quit``, then wait for the DM to answer what was typed.
 
     Args:
@@ -207,7 +219,7 @@ async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None =
         llm: a ``ModelPort``; default ``LLMClient.from_settings(settings)``.
     Returns the process exit code (0).
     """
-    from bot.game.sessions import Game
+    from bot.game.core import Game
     from bot.store import Database, Store
 
     inp = inp or sys.stdin

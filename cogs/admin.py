@@ -2,7 +2,8 @@
 
 Admin commands are hidden from members without Manage Server (``default_permissions``) AND checked
 when run (``checks.has_permissions``), because server owners can override command visibility in
-Server Settings → Integrations. The game core checks ``Actor.is_admin`` a third time.
+Server Settings → Integrations. The game core checks ``Actor.is_admin`` a third time. ``/admin sync``
+is hidden from non-administrators and checked by ``owner_only`` (an ``app_commands.check``).
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import DungeonMasterBot, respond
-from bot.errors import BotError
+from bot.errors import UserInputError
 from bot.models import GuildConfig
-from cogs._common import actor_of, config_embed, usage_embed, where_of
+from cogs._common import actor_of, config_embed, guild_id_of, owner_only, usage_embed, where_of
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEYS = [app_commands.Choice(name=k, value=k) for k in GuildConfig.keys()]
+OWNER_ONLY_SYNC = "Only the bot's owner can sync commands."
 
 
 class AdminCog(commands.Cog):
     """Per-server configuration, usage reports and command sync."""
 
     config = app_commands.Group(name="config", description="Dungeon Master settings for this server",
-                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+                                guild_only=True, allowed_contexts=app_commands.AppCommandContext(guild=True),
+                                default_permissions=discord.Permissions(manage_guild=True))
     admin = app_commands.Group(name="admin", description="Bot owner tools",
                                default_permissions=discord.Permissions(administrator=True))
 
@@ -39,9 +42,9 @@ class AdminCog(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def config_show(self, interaction: discord.Interaction) -> None:
         """Show this server's Dungeon Master settings."""
+        guild_id = guild_id_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        assert interaction.guild_id is not None
-        config = await self.bot.game.get_config(interaction.guild_id)
+        config = await self.bot.game.get_config(guild_id)
         await respond(interaction, embed=config_embed(config), ephemeral=True)
 
     @config.command(name="set")
@@ -51,9 +54,9 @@ class AdminCog(commands.Cog):
     async def config_set(self, interaction: discord.Interaction, key: app_commands.Choice[str],
                          value: app_commands.Range[str, 1, 500]) -> None:
         """Change one setting for this server."""
+        guild_id = guild_id_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        assert interaction.guild_id is not None
-        config = await self.bot.game.set_config(interaction.guild_id, actor_of(interaction), key.value, value)
+        config = await self.bot.game.set_config(guild_id, actor_of(interaction), key.value, value)
         shown = getattr(config, key.value)
         await respond(interaction, f"✅ `{key.value}` is now `{shown}`.", ephemeral=True)
 
@@ -68,23 +71,24 @@ class AdminCog(commands.Cog):
         await respond(interaction, embed=usage_embed(report), ephemeral=True)
 
     @admin.command(name="sync")
+    @owner_only(OWNER_ONLY_SYNC)
     @app_commands.describe(scope="Where to sync: this server (instant) or global (up to an hour)")
     async def sync(self, interaction: discord.Interaction,
                    scope: Literal["here", "global"] = "here") -> None:
         """Sync slash commands (bot owner only)."""
-        if not await self.bot.is_owner(interaction.user):
-            raise BotError(player_message="Only the bot's owner can sync commands.")
+        guild = interaction.guild if scope == "here" else None
+        if scope == "here" and guild is None:
+            raise UserInputError("Use scope `global` outside a server.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if scope == "global":
-            synced = await self.bot.tree.sync()
+        if guild is not None:
+            self.bot.tree.copy_global_to(guild=guild)
+            synced = await self.bot.tree.sync(guild=guild)
         else:
-            if interaction.guild is None:
-                raise BotError(player_message="Use scope `global` outside a server.")
-            self.bot.tree.copy_global_to(guild=interaction.guild)
-            synced = await self.bot.tree.sync(guild=interaction.guild)
+            synced = await self.bot.tree.sync()
         log.info("owner %s synced %d commands (%s)", interaction.user.id, len(synced), scope)
         await respond(interaction, f"Synced {len(synced)} commands ({scope}).", ephemeral=True)
 
 
 async def setup(bot: DungeonMasterBot) -> None:
+    """discord.py extension entry point: add the ``AdminCog``."""
     await bot.add_cog(AdminCog(bot))

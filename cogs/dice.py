@@ -28,4 +28,5 @@ class DiceCog(commands.Cog):
 
 
 async def setup(bot: DungeonMasterBot) -> None:
+    """discord.py extension entry point: add the ``DiceCog``."""
     await bot.add_cog(DiceCog(bot))

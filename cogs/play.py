@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import NO_MENTIONS, DungeonMasterBot, describe_error, respond
+from bot.errors import BotError
 from bot.game.api import IncomingMessage
 from cogs._common import actor_of, where_of
 
@@ -29,9 +30,7 @@ class PlayCog(commands.Cog):
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
 
-    def _incoming(self, message: discord.Message) -> IncomingMessage:
-        me = self.bot.user
-        assert me is not None
+    def _incoming(self, message: discord.Message, me: discord.ClientUser) -> IncomingMessage:
         content = message.content
         mentions_bot = any(u.id == me.id for u in message.mentions)
         if mentions_bot:
@@ -48,16 +47,20 @@ class PlayCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if self.bot.user is None or message.author.id == self.bot.user.id:
+        """A channel message: hand it to the game core; tell its author (briefly) if it was refused."""
+        me = self.bot.user
+        if me is None or message.author.id == me.id:
             return
         if message.guild is None:
             return  # campaigns live in server channels
         try:
-            intake = await self.bot.game.handle_message(self._incoming(message))
+            intake = await self.bot.game.handle_message(self._incoming(message, me))
         except Exception as exc:  # one error path: a sentence for the player, the trace for the log
             text, unexpected = describe_error(exc)
             if unexpected:
                 log.exception("handling message %s failed", message.id)
+            elif isinstance(exc, BotError) and exc.admin_hint:
+                log.warning("message %s refused: %s; admin hint: %s", message.id, text, exc.admin_hint)
             await self._tell(message, text)
             return
         if intake.status == "refused" and intake.player_message:
@@ -107,4 +110,5 @@ class PlayCog(commands.Cog):
 
 
 async def setup(bot: DungeonMasterBot) -> None:
+    """discord.py extension entry point: add the ``PlayCog``."""
     await bot.add_cog(PlayCog(bot))

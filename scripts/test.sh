@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a green (or red) test run:
-#   creates .venv if missing, installs the project with its test extra, runs pytest.
+#   creates .venv if missing, installs the project with its test extra, then
+#   1. lints with ruff (`ruff check .`, rules in pyproject.toml),
+#   2. type-checks bot/ and cogs/ with mypy (strict; settings in pyproject.toml),
+#   3. runs pytest.
+# A lint or type error fails the run before the tests start (both checks run, so one run shows both).
 # Extra arguments go to pytest (e.g. scripts/test.sh -k dice).
 # pytest's exit code 5 ("no tests ran") is turned into a failure: an empty run is not green.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 ensure_venv test
+set +e
+.venv/bin/python -m ruff check .
+ruff_rc=$?
+.venv/bin/python -m mypy
+mypy_rc=$?
+set -e
+if [ "$ruff_rc" -ne 0 ] || [ "$mypy_rc" -ne 0 ]; then
+  echo "scripts/test.sh: ruff exit $ruff_rc, mypy exit $mypy_rc; fix them before the tests run" >&2
+  exit 1
+fi
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

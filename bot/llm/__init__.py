@@ -3,8 +3,15 @@ token counts and cost tracking. Imports nothing from discord."""
 
 from __future__ import annotations
 
-from bot.llm.client import (ChatStream, EndpointCheck, LLMClient, ModelTotals, is_reasoning_model,
-                            validate_api_key, validate_base_url)
+from bot.llm.client import (
+    ChatStream,
+    EndpointCheck,
+    LLMClient,
+    ModelTotals,
+    is_reasoning_model,
+    validate_api_key,
+    validate_base_url,
+)
 from bot.llm.errors import LLMError
 from bot.llm.pricing import ModelPrice, PriceTable
 from bot.llm.tokens import count_message_tokens, count_tokens, encoding_for_model

@@ -403,9 +403,9 @@ class LLMClient:
                             completion = await self._post_completion(kwargs)
                         request_id = getattr(completion, "_request_id", None)
         except TimeoutError:
-            err = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
+            timed_out = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
             log.warning("model call gave up: deadline %.1f s passed after %d attempt(s)", deadline_s, attempts)
-            raise err from None
+            raise timed_out from None
         except openai.OpenAIError as exc:
             err = to_typed(exc, max(1, attempts))
             log.warning("model call failed for good: %s status=%s request_id=%s attempts=%d",

@@ -32,13 +32,15 @@ class LLMError(BotError):
 class AuthenticationFailed(LLMError):
     """401/403: the endpoint refused the API key."""
 
-    player_message_default = "The DM can't reach their notes: the model endpoint refused the bot's key. An admin needs to fix it."
+    player_message_default = ("The DM can't reach their notes: the model endpoint refused the bot's key. "
+                              "An admin needs to fix it.")
 
 
 class QuotaExhausted(LLMError):
     """429 with code ``insufficient_quota``: the account is out of credit. Never retried."""
 
-    player_message_default = "The DM is out of ink: the model account has run out of credit. An admin needs to top it up."
+    player_message_default = ("The DM is out of ink: the model account has run out of credit. "
+                              "An admin needs to top it up.")
 
 
 class RateLimited(LLMError):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import discord
@@ -21,10 +23,13 @@ import pytest
 
 from bot.app import DungeonMasterBot, apply_discord_endpoints
 from bot.config import load_settings
+from bot.errors import BotError, UserInputError
 from bot.llm import LLMClient
 from bot.store import Database, Store
+from cogs._common import NOT_IN_A_SERVER, guild_id_of
+from cogs.admin import OWNER_ONLY_SYNC
 from tests.support.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord
-from tests.support.fake_openai import Error, Hang, FakeOpenAI, Reply, narrator_default
+from tests.support.fake_openai import Error, FakeOpenAI, Hang, Reply, narrator_default
 
 TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
 EPHEMERAL = 64
@@ -107,23 +112,23 @@ async def test_without_content_intent_typed_chatter_is_ignored_but_mentions_and_
         channel, me = t.fake.channel_id, t.bot.user
         assert me is not None
         before, count = len(t.model.chat_requests), len(t.fake.messages_in(channel))
-        await t.fake.send_message(channel, t.fake.players[0], "I open the door")  # arrives with empty content
-        await asyncio.sleep(1.0)  # more than the turn window: a turn would have started
-        assert len(t.model.chat_requests) == before and len(t.fake.messages_in(channel)) == count
-        assert await t.bot.store.db.fetchall("SELECT id FROM story_messages WHERE role = 'player'") == []
-
+        await t.fake.send_message(channel, t.fake.players[0], "I kick the chest")  # arrives with empty content
+        # The mention arrives next, inside the same turn window: had the first message been taken as an
+        # action, it would be stored and answered in this same turn. Only the mention is.
         await t.fake.send_message(channel, t.fake.players[0], f"<@{me.id}> I open the door",
                                   mentions=[t.fake.bot_user])
         sent = await t.channel_messages(count + 1)
         assert len(t.model.chat_requests) == before + 1
-        prompt = t.model.chat_requests[-1].body["messages"][-1]["content"]
-        assert "I open the door" in prompt and f"<@{me.id}>" not in prompt
+        prompt = t.model.chat_requests[-1].messages[-1]["content"]
+        assert "I open the door" in prompt and f"<@{me.id}>" not in prompt and "kick" not in prompt
+        rows = await t.bot.store.db.fetchall("SELECT content FROM story_messages WHERE role = 'player'")
+        assert [r[0] for r in rows] == ["I open the door"]
         assert sent[-1]["allowed_mentions"] == {"parse": []}
 
         acted = await t.command("act", t.fake.players[1], options={"action": "I light a torch"})
         assert acted[0]["type"] == 5 and "**bob**: I light a torch" in text_of(acted)
         await t.channel_messages(count + 2)
-        assert "I light a torch" in t.model.chat_requests[-1].body["messages"][-1]["content"]
+        assert "I light a torch" in t.model.chat_requests[-1].messages[-1]["content"]
 
 
 async def test_private_roll_is_ephemeral_and_shows_the_breakdown(tmp_path: Path) -> None:
@@ -167,18 +172,16 @@ async def test_an_answer_after_the_interaction_token_expired_goes_to_the_channel
         assert not any(f"/webhooks/{t.fake.application_id}/{token}" in c.path for c in t.fake.rest_log)
 
 
-async def test_admin_and_owner_commands_are_hidden_and_checked(tmp_path: Path) -> None:
+def command_puts(t: Table) -> list[Any]:
+    """The command syncs the bot made (``PUT .../commands``), oldest first."""
+    return [c for c in t.fake.rest_log if c.method == "PUT" and c.path.endswith("/commands")]
+
+
+async def test_admin_commands_are_hidden_and_checked(tmp_path: Path) -> None:
     async with table(tmp_path) as t:
-        puts = [c for c in t.fake.rest_log if c.method == "PUT" and c.path.endswith("/commands")]
-        synced = {c["name"]: c for c in puts[-1].json}
+        synced = {c["name"]: c for c in command_puts(t)[-1].json}
         assert int(synced["config"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
         assert int(synced["usage"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-
-        refused = await t.command("admin", t.fake.admin, subcommand="sync", options={"scope": "guild"})
-        assert "owner" in text_of(refused).lower()
-        syncs = len([c for c in t.fake.rest_log if c.method == "PUT"])
-        done = await t.command("admin", t.fake.owner, subcommand="sync", options={"scope": "guild"})
-        assert len([c for c in t.fake.rest_log if c.method == "PUT"]) == syncs + 1 and "ynced" in text_of(done)
 
         shown = await t.command("config", t.fake.admin, subcommand="show")
         assert "turn_window_seconds" in text_of(shown)
@@ -186,6 +189,71 @@ async def test_admin_and_owner_commands_are_hidden_and_checked(tmp_path: Path) -
         assert "turn_mode" in text_of(bad) and "Traceback" not in text_of(bad)
         usage = await t.command("usage", t.fake.players[0])
         assert "Manage Server" in text_of(usage)
+
+
+async def test_only_the_owner_can_sync_and_a_refusal_is_one_ephemeral_sentence(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        admin_group = t.bot.tree.get_command("admin")
+        assert isinstance(admin_group, discord.app_commands.Group)
+        sync = admin_group.get_command("sync")
+        assert isinstance(sync, discord.app_commands.Command)
+        assert len(sync.checks) == 1  # the owner check is an app_commands.check, not an if in the body
+        syncs = len(command_puts(t))
+        refused = await t.command("admin", t.fake.admin, subcommand="sync", options={"scope": "here"})
+        # the check refused before the command body ran: no "thinking…" deferral, one answer, no sync
+        assert len(refused) == 1 and refused[0]["type"] == 4
+        assert refused[0]["data"]["content"] == OWNER_ONLY_SYNC
+        assert refused[0]["data"]["flags"] & EPHEMERAL
+        assert len(command_puts(t)) == syncs
+
+        done = await t.command("admin", t.fake.owner, subcommand="sync", options={"scope": "here"})
+        assert done[0]["type"] == 5 and done[1]["flags"] & EPHEMERAL
+        puts = command_puts(t)
+        assert len(puts) == syncs + 1
+        assert puts[-1].path == f"/applications/{t.fake.application_id}/guilds/{t.fake.guild_id}/commands"
+        assert done[1]["content"] == f"Synced {len(puts[-1].json)} commands (here)."
+
+
+async def test_after_a_global_sync_the_campaign_group_is_unavailable_in_dms(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        done = await t.command("admin", t.fake.owner, subcommand="sync", options={"scope": "global"})
+        assert done[1]["content"].endswith("commands (global).")
+        put = command_puts(t)[-1]
+        assert put.path == f"/applications/{t.fake.application_id}/commands"
+        synced = {c["name"]: c for c in put.json}
+        guild_only = {"dm_permission": False, "contexts": [0]}  # 0: guild; 1: bot DM; 2: private channel
+        for name in ("campaign", "character", "join", "act", "retry", "undo", "config", "usage"):
+            assert {k: synced[name][k] for k in guild_only} == guild_only, name
+        # the subcommands carry no flags of their own: Discord reads them from the group only
+        assert "dm_permission" not in synced["campaign"]["options"][0]
+        assert synced["roll"]["dm_permission"] is True  # dice work anywhere: the check can tell them apart
+
+
+async def test_an_admin_hint_is_shown_to_admins_only_and_always_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def locked(where: Any) -> Any:
+        raise BotError(player_message="The campaign book is locked.",
+                       admin_hint="The database file is read-only: check DATA_DIR's permissions.")
+
+    async with table(tmp_path) as t:
+        monkeypatch.setattr(t.bot.game, "status", locked)
+        with caplog.at_level(logging.INFO, logger="bot.app"):
+            admin = await t.command("campaign", t.fake.admin, subcommand="status")
+            player = await t.command("campaign", t.fake.players[0], subcommand="status")
+        assert admin[1]["content"] == ("The campaign book is locked.\n"
+                                       "-# For admins: The database file is read-only: check DATA_DIR's permissions.")
+        assert player[1]["content"] == "The campaign book is locked."
+        assert admin[1]["flags"] & EPHEMERAL and player[1]["flags"] & EPHEMERAL
+        hints = [r.getMessage() for r in caplog.records if "admin hint" in r.getMessage()]
+        assert hints == ["command campaign status: admin hint: The database file is read-only: "
+                         "check DATA_DIR's permissions."] * 2
+
+
+def test_a_server_only_command_outside_a_server_gets_a_sentence_not_an_assert() -> None:
+    with pytest.raises(UserInputError) as refused:
+        guild_id_of(SimpleNamespace(guild_id=None))  # type: ignore[arg-type]  # only guild_id is read
+    assert refused.value.player_message == NOT_IN_A_SERVER
+    assert guild_id_of(SimpleNamespace(guild_id=42)) == 42  # type: ignore[arg-type]
 
 
 async def test_model_failures_become_a_sentence_and_the_actions_are_kept(tmp_path: Path) -> None:
@@ -207,12 +275,12 @@ async def test_model_failures_become_a_sentence_and_the_actions_are_kept(tmp_pat
         await t.fake.send_message(channel, t.fake.players[1], "I hold the lantern")
         sent = await t.channel_messages(before + 2)
         assert "lock clicks open" in sent[-1]["content"]
-        last_prompt = t.model.chat_requests[-1].body["messages"][-1]["content"]
+        last_prompt = t.model.chat_requests[-1].messages[-1]["content"]
         assert "I pick the lock" in last_prompt and "I hold the lantern" in last_prompt
 
 
-@pytest.mark.parametrize("limit", [3])
-async def test_a_flooded_channel_gets_a_clear_answer_when_its_queue_is_full(tmp_path: Path, limit: int) -> None:
+async def test_a_flooded_channel_gets_a_clear_answer_when_its_queue_is_full(tmp_path: Path) -> None:
+    limit = 3
     async with table(tmp_path, channel_queue_limit=limit) as t:
         await start_with_party(t)
         channel = t.fake.channel_id
@@ -227,3 +295,20 @@ async def test_a_flooded_channel_gets_a_clear_answer_when_its_queue_is_full(tmp_
         assert refusals and all(m.get("message_reference") for m in refusals)
         stored = await t.bot.store.db.fetchall("SELECT content FROM story_messages WHERE content LIKE 'flood %'")
         assert len(stored) == limit - 1  # the action being answered holds one slot of the queue
+
+
+async def test_the_synced_sheet_options_carry_the_cores_limits(tmp_path: Path) -> None:
+    """Discord refuses out-of-range numbers before the core sees them, at exactly the core's limits
+    (the old edit command allowed -999 hit points, which the core then refused)."""
+    async with table(tmp_path) as t:
+        await t.command("admin", t.fake.owner, subcommand="sync", options={"scope": "global"})
+        synced = {c["name"]: c for c in command_puts(t)[-1].json}
+        edit = next(o for o in synced["character"]["options"] if o["name"] == "edit")
+        bounds = {o["name"]: (o.get("min_value", o.get("min_length")), o.get("max_value", o.get("max_length")))
+                  for o in edit["options"]}
+        assert bounds == {"name": (1, 40), "class": (1, 40), "ancestry": (1, 40), "backstory": (0, 1000),
+                          "hp": (0, 999), "max_hp": (1, 999), "ac": (1, 40), "level": (1, 20), "notes": (0, 1000)}
+        join = {o["name"]: (o.get("min_value", o.get("min_length")), o.get("max_value", o.get("max_length")))
+                for o in synced["join"]["options"]}
+        assert join == {"name": (1, 40), "class": (1, 40), "ancestry": (1, 40), "backstory": (0, 1000),
+                        "max_hp": (1, 999), "ac": (1, 40)}

@@ -9,19 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import OPENAI_DEFAULT_BASE_URL, SettingsError, load_settings
-from bot.logs import REDACTED, redact, setup_logging
+from bot.logs import REDACTED, dm_handlers, redact, setup_logging
 
 KEY = "sk-proj-abcdefghijklmnop1234"
 TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("DISCORD_", "OPENAI_", "TURN_", "DM_", "LOG_", "LLM_", "DATA_DIR")):
-            monkeypatch.delenv(name, raising=False)
+# only the values each test gives count, never the host's settings
+pytestmark = pytest.mark.usefixtures("no_settings_in_environ")
 
 
 @pytest.mark.parametrize(("line", "named", "words"), [
@@ -89,9 +84,8 @@ def test_configured_secrets_are_redacted_everywhere_in_file_logs(tmp_path: Path)
         except RuntimeError:
             log.exception("boom")
     finally:
-        for handler in list(logging.getLogger().handlers):
-            if getattr(handler, "_dm_handler", False):
-                handler.flush()
+        for handler in dm_handlers():
+            handler.flush()
     files = sorted((tmp_path / "logs").glob("dungeon_master.log*"))
     assert [f.name for f in files] == ["dungeon_master.log", "dungeon_master.log.1", "dungeon_master.log.2"]
     text = "".join(f.read_text() for f in files)

@@ -56,7 +56,8 @@ def test_overrides_and_bad_json() -> None:
         '{"meta-llama/llama-3.1-70b": {"input": 0.12, "output": 0.3}, '
         '"gpt-4o": {"input": 1, "cached_input": 0.5, "output": 2}}')
     assert table.cost("meta-llama/llama-3.1-70b", Usage(1_000_000, 0)) == pytest.approx(0.12)
-    assert table.price_for("meta-llama/llama-3.1-70b").cached_input == 0.12  # type: ignore[union-attr]
+    llama = table.price_for("meta-llama/llama-3.1-70b")
+    assert llama is not None and llama.cached_input == 0.12
     assert table.price_for("gpt-4o") == ModelPrice(1.0, 0.5, 2.0)
     assert PriceTable.default().with_overrides(None).price_for("gpt-4o") == ModelPrice(2.5, 1.25, 10.0)
     assert PriceTable.from_json('{"x": {"input": 1, "output": 2}}').price_for("x") == ModelPrice(1, 1, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import discord
@@ -53,6 +54,7 @@ def test_readme_commands_exist() -> None:
 def test_every_cli_command_is_documented() -> None:
     from bot.__main__ import COMMANDS, build_parser
 
-    parser_commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser_commands = set(subparsers.choices)
     assert parser_commands == set(COMMANDS)
     assert [c for c in COMMANDS if f"`{c}`" not in README] == []
