@@ -8,22 +8,30 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from tests.support.fake_openai import FakeOpenAI
 
-TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
 KEY = "sk-cli-test-secret-4242"
 
 
-async def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DISCORD_", "OPENAI_", "DM_", "DATA_DIR", "LOG_", "LLM_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env={**base, "PYTHONPATH": str(Path.cwd()), **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode()
+@pytest.fixture
+def cli(subprocess_environ: dict[str, str], repo_root: Path) -> Callable[..., Awaitable[tuple[int, str]]]:
+    """``await cli(cwd, *args, env=...)``: run ``python -m bot ARGS`` in ``cwd`` with no bot settings
+    but ``env``; returns the exit code and the combined output."""
+    async def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *args, cwd=cwd,
+            env={**subprocess_environ, "PYTHONPATH": str(repo_root), **(env or {})},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    return run
 
 
 def tagged(output: str, tag: str, name: str) -> str:
@@ -34,7 +42,7 @@ def tagged(output: str, tag: str, name: str) -> str:
     raise AssertionError(f"no {tag} line for {name!r} in:\n{output}")
 
 
-async def test_check_without_env_file_reports_what_is_missing(tmp_path: Path) -> None:
+async def test_check_without_env_file_reports_what_is_missing(tmp_path: Path, cli) -> None:
     code, out = await cli(tmp_path, "check")
     assert code == 1
     assert "no .env file" in tagged(out, "[warn]", "settings")
@@ -46,28 +54,29 @@ async def test_check_without_env_file_reports_what_is_missing(tmp_path: Path) ->
     assert out.strip().splitlines()[-1].startswith("2 check(s) failed")
 
 
-async def test_check_with_configured_env_file_passes_and_never_prints_secrets(tmp_path: Path) -> None:
+async def test_check_with_configured_env_file_passes_and_never_prints_secrets(
+        tmp_path: Path, cli, bot_token: str, bot_user_id: int) -> None:
     async with FakeOpenAI(models=["gpt-4o-mini", "llama3"], require_key=KEY) as model:
-        (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\n"
+        (tmp_path / ".env").write_text(f"DISCORD_TOKEN={bot_token}\nOPENAI_API_KEY={KEY}\n"
                                        f"OPENAI_BASE_URL={model.url}\nDM_MODEL=gpt-4o-mini\n")
         code, out = await cli(tmp_path, "migrate")
-        assert code == 0 and "schema version 1" in out
+        assert code == 0 and "schema version 2" in out
         code, out = await cli(tmp_path, "check")
     assert code == 0, out
     tagged(out, "[ ok ]", "settings")
-    assert "user id 1045815125904474224" in tagged(out, "[ ok ]", "Discord token")
+    assert f"user id {bot_user_id}" in tagged(out, "[ ok ]", "Discord token")
     assert "accepts the key (2 models)" in tagged(out, "[ ok ]", "model endpoint")
     tagged(out, "[ ok ]", "model gpt-4o-mini")
     assert "$0.15 in" in tagged(out, "[ ok ]", "price of gpt-4o-mini")
     assert "up to date" in tagged(out, "[ ok ]", "database")
-    assert TOKEN not in out and KEY not in out and "GaBcDe" not in out
+    assert bot_token not in out and KEY not in out and "GaBcDe" not in out
     logs = "".join(p.read_text() for p in (tmp_path / "data" / "logs").glob("*.log*"))
-    assert KEY not in logs and TOKEN not in logs
+    assert KEY not in logs and bot_token not in logs
 
 
-async def test_check_reports_refused_key_unknown_model_and_unpriced_model(tmp_path: Path) -> None:
+async def test_check_reports_refused_key_unknown_model_and_unpriced_model(tmp_path: Path, cli, bot_token: str) -> None:
     async with FakeOpenAI(models=["llama3"], require_key="right-key") as model:
-        env = {"DISCORD_TOKEN": TOKEN, "OPENAI_API_KEY": "wrong-key", "OPENAI_BASE_URL": model.url,
+        env = {"DISCORD_TOKEN": bot_token, "OPENAI_API_KEY": "wrong-key", "OPENAI_BASE_URL": model.url,
                "DM_MODEL": "mystery-model"}
         code, out = await cli(tmp_path, "check", env=env)
         assert code == 1
@@ -81,15 +90,13 @@ async def test_check_reports_refused_key_unknown_model_and_unpriced_model(tmp_pa
         assert "llama3" in tagged(out, "[FAIL]", "model mystery-model")
 
 
-async def test_check_reports_an_endpoint_that_is_down(tmp_path: Path) -> None:
-    async with FakeOpenAI() as model:
-        url = model.url  # the port is closed once the server stops
-    code, out = await cli(tmp_path, "check", env={"OPENAI_API_KEY": "x", "OPENAI_BASE_URL": url})
+async def test_check_reports_an_endpoint_that_is_down(tmp_path: Path, cli, closed_port_url: str) -> None:
+    code, out = await cli(tmp_path, "check", env={"OPENAI_API_KEY": "x", "OPENAI_BASE_URL": closed_port_url})
     assert code == 1
     assert "refused" in tagged(out, "[FAIL]", "model endpoint")
 
 
-async def test_bad_setting_stops_every_command_with_its_name(tmp_path: Path) -> None:
+async def test_bad_setting_stops_every_command_with_its_name(tmp_path: Path, cli) -> None:
     (tmp_path / ".env").write_text("TURN_WINDOW_SECONDS=-3\nOPENAI_BASE_URL=ftp://example\nTURN_MODE=chaos\n")
     for command in ("check", "migrate", "run"):
         code, out = await cli(tmp_path, command)
@@ -99,7 +106,7 @@ async def test_bad_setting_stops_every_command_with_its_name(tmp_path: Path) -> 
         assert "Traceback" not in out
 
 
-async def test_health_follows_the_heartbeat_file(tmp_path: Path) -> None:
+async def test_health_follows_the_heartbeat_file(tmp_path: Path, cli) -> None:
     data = tmp_path / "data"
     env = {"DATA_DIR": str(data)}
     code, out = await cli(tmp_path, "health", env=env)

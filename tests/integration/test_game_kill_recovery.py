@@ -13,32 +13,36 @@ from tests.support.fake_openai import FakeOpenAI, Hang, Reply
 from tests.support.game_helpers import fast_settings, running_game
 
 ROOT = Path(__file__).resolve().parents[2]
+ACTIONS = ("I grab the idol", "I cover the exit", "I read the runes aloud")
+AUTHORS = (101, 102, 103)  # the child gives each a character: the turn closes once all three acted
 
 
 async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> None:
     async with FakeOpenAI(default=lambda body: Hang(30)) as hanging:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.integration._game_child", str(tmp_path), hanging.url,
+            ",".join(map(str, AUTHORS)),
             cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert child.stdin is not None and child.stdout is not None
         assert (await asyncio.wait_for(child.stdout.readline(), 30)).startswith(b"READY")
-        for i, (author, text) in enumerate([(101, "I grab the idol"), (102, "I cover the exit"),
-                                            (103, "I read the runes aloud")]):
+        for i, (author, text) in enumerate(zip(AUTHORS, ACTIONS)):
             child.stdin.write(f"{author}|p{author}|{text}|{500 + i}\n".encode())
             await child.stdin.drain()
             assert (await asyncio.wait_for(child.stdout.readline(), 10)).startswith(b"QUEUED")
-        for _ in range(200):  # the turn is in flight: the model has the request
-            if hanging.chat_requests:
-                break
-            await asyncio.sleep(0.05)
-        assert len(hanging.chat_requests) == 1
+        # the turn had started before the kill: the model endpoint holds its request, unanswered,
+        # and that request carries all three actions (the turn closed when the whole party had acted)
+        (in_flight,) = await hanging.wait_for_chat_requests(1, timeout=15)
+        assert hanging.in_flight == 1
+        asked = in_flight.body["messages"][-1]["content"]  # type: ignore[index]
+        for text in ACTIONS:
+            assert f"<<<{text}>>>" in asked
         child.send_signal(signal.SIGKILL)
         assert await child.wait() == -signal.SIGKILL
 
     async with Database.open(fast_settings(tmp_path).database_path) as db:
         pending = await Store(db).story.pending(1)
-        assert [m.content for m in pending] == ["I grab the idol", "I cover the exit", "I read the runes aloud"]
+        assert [m.content for m in pending] == list(ACTIONS)
 
     async with FakeOpenAI() as server:
         server.push(Reply("The idol comes free as the runes blaze."))
@@ -48,7 +52,7 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
             assert reply.kind == "recovered" and set(reply.answered_message_ids) == {500, 501, 502}
             assert await store.story.pending(1) == []
             last = server.chat_requests[0].body["messages"][-1]["content"]  # type: ignore[index]
-            for text in ("I grab the idol", "I cover the exit", "I read the runes aloud"):
+            for text in ACTIONS:
                 assert f"<<<{text}>>>" in last  # all three answered in the one recovered reply
             stored = [m for m in await store.story.transcript(1) if m.role == "player"]
             assert [m.platform_message_id for m in stored] == [500, 501, 502]  # nothing lost, nothing doubled

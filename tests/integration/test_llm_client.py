@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from bot.errors import UserInputError
@@ -27,7 +25,8 @@ async def test_success_returns_text_usage_cost_and_latency() -> None:
         async with client(server.url) as c:
             result = await c.chat(MESSAGES, temperature=0.5, max_tokens=300)
         assert result.text == "The door creaks open." and result.finish_reason == "stop"
-        assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_prompt_tokens) == (1000, 200, 400)
+        usage = result.usage
+        assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens) == (1000, 200, 400)
         # gpt-4o-mini: 600 x 0.15 + 400 x 0.075 + 200 x 0.60 per million
         assert result.cost_usd == pytest.approx((600 * 0.15 + 400 * 0.075 + 200 * 0.60) / 1e6)
         assert result.latency_s > 0 and result.request_id and result.attempts == 1
@@ -77,18 +76,15 @@ async def test_hang_past_timeout_is_a_timeout_error() -> None:
         assert len(server.chat_requests) == 2  # a timeout is transient: retried once
 
 
-async def test_connection_refused_is_unavailable() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    async with client(f"http://127.0.0.1:{port}/v1", max_attempts=2, deadline_s=5) as c:
+async def test_connection_refused_is_unavailable(closed_port_url: str) -> None:
+    async with client(closed_port_url, max_attempts=2, deadline_s=5) as c:
         with pytest.raises(E.ServiceUnavailable) as info:
             await c.chat(MESSAGES)
     assert info.value.attempts == 2
 
 
-@pytest.mark.parametrize("status,code,error", [(400, None, E.BadRequest), (401, "invalid_api_key", E.AuthenticationFailed),
+@pytest.mark.parametrize("status,code,error", [(400, None, E.BadRequest),
+                                               (401, "invalid_api_key", E.AuthenticationFailed),
                                                (400, "context_length_exceeded", E.ContextTooLong),
                                                (404, "model_not_found", E.BadRequest), (422, None, E.BadRequest)])
 async def test_client_errors_are_not_retried(status: int, code: str | None, error: type) -> None:
@@ -127,8 +123,8 @@ async def test_tool_call_reply() -> None:
     async with FakeOpenAI() as server:
         server.push(Reply(None, tool_calls=[ToolCallSpec("roll_dice", {"expression": "1d20+3", "reason": "Stealth"})]))
         async with client(server.url) as c:
-            result = await c.chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice",
-                                                                                     "parameters": {"type": "object"}}}])
+            tool = {"type": "function", "function": {"name": "roll_dice", "parameters": {"type": "object"}}}
+            result = await c.chat(MESSAGES, tools=[tool])
         assert result.finish_reason == "tool_calls" and result.text == ""
         assert result.tool_calls[0].name == "roll_dice"
         assert result.tool_calls[0].arguments == '{"expression": "1d20+3", "reason": "Stealth"}'
@@ -252,17 +248,14 @@ async def test_totals_accumulate_and_unknown_model_cost_is_none() -> None:
         assert local.cost_usd is None
         totals = c.totals()
         mini = totals["gpt-4o-mini"]
-        assert (mini.requests, mini.prompt_tokens, mini.completion_tokens, mini.cached_prompt_tokens) == (2, 1500, 150, 200)
+        assert (mini.requests, mini.prompt_tokens, mini.completion_tokens,
+                mini.cached_prompt_tokens) == (2, 1500, 150, 200)
         assert mini.cost_usd == pytest.approx((1300 * 0.15 + 200 * 0.075 + 150 * 0.60) / 1e6)
         assert totals["llama3.1:8b"].cost_usd is None
 
 
-async def test_check_connection_refused_never_raises() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    async with client(f"http://127.0.0.1:{port}/v1") as c:
+async def test_check_connection_refused_never_raises(closed_port_url: str) -> None:
+    async with client(closed_port_url) as c:
         check = await c.check()
     assert not check.ok and check.detail == "connection refused" and check.models == []
 
@@ -275,6 +268,7 @@ def test_from_settings() -> None:
                              llm_prices_json='{"gpt-4.1-mini": {"input": 1, "output": 2}}')
     c = LLMClient.from_settings(settings)
     assert (c.default_model, c.max_attempts, c.base_url) == ("gpt-4.1-mini", 3, "http://127.0.0.1:9/v1")
-    assert c.prices.price_for("gpt-4.1-mini").output == 2  # type: ignore[union-attr]
+    price = c.prices.price_for("gpt-4.1-mini")
+    assert price is not None and price.output == 2
     with pytest.raises(UserInputError):
         LLMClient.from_settings(load_settings(env_file=None, openai_api_key=None))

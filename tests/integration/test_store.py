@@ -97,49 +97,66 @@ async def test_action_is_committed_and_idempotent_and_turn_is_atomic(tmp_path: P
 
 
 async def test_one_live_campaign_per_channel(tmp_path: Path) -> None:
-    from bot.errors import UserInputError
+    from bot.store.errors import CampaignExists
 
     async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
         store = Store(db)
         c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
-        with pytest.raises(UserInputError):
+        with pytest.raises(CampaignExists) as raised:
             await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
+        assert raised.value.channel_id == 2
         await store.campaigns.set_status(c.id, "ended")
         await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
 
 
-async def test_complete_turn_is_all_or_nothing(tmp_path: Path) -> None:
+async def test_party_conflicts_are_domain_errors_with_their_values(tmp_path: Path) -> None:
+    from bot.store.errors import AlreadyInParty, NameTaken
+
     async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
         store = Store(db)
-        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
-        a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
-                                           character_name=None, content="I look", token_count=3)
-        broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]
-        with pytest.raises(sqlite3.IntegrityError):  # the roll fails after the reply was inserted...
-            await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="A door.",
-                                            dm_token_count=2, rolls=[broken], notes=[("Dice rolled: ?", 3)])
-        # ...so nothing of the turn remains: the action is still pending, no reply, no note, no new turn
-        assert [(m.role, m.state) for m in await store.story.transcript(c.id)] == [("player", "pending")]
-        assert (await store.campaigns.get(c.id)).turn == 0  # type: ignore[union-attr]
-        assert [x.id for x in await store.campaigns.with_pending_actions()] == [c.id]
+        c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
+        sheet = dict(campaign_id=c.id, char_class="Rogue", ancestry="Elf")
+        aria = await store.characters.create(player_id=10, player_name="ann", name="Aria", **sheet)
+        with pytest.raises(AlreadyInParty) as twice:
+            await store.characters.create(player_id=10, player_name="ann", name="Other", **sheet)
+        assert twice.value.character_name == "Aria"
+        with pytest.raises(NameTaken) as taken:
+            await store.characters.create(player_id=11, player_name="bob", name="ARIA", **sheet)
+        assert taken.value.name == "ARIA"
+        borin = await store.characters.create(player_id=11, player_name="bob", name="Borin", **sheet)
+        with pytest.raises(NameTaken):
+            await store.characters.update(borin.id, name="aria")
+        assert (await store.characters.get(aria.id)).name == "Aria"  # type: ignore[union-attr]
 
 
-async def test_retry_replaces_the_reply_and_its_notes_in_one_transaction(tmp_path: Path) -> None:
-    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
-        store = Store(db)
-        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
-        a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
-                                           character_name=None, content="I look", token_count=3)
-        notes, dm = await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="Old.",
-                                                    dm_token_count=1, notes=[("Dice rolled: 1d20 = 3", 5)])
-        new_notes, new_dm = await store.story.complete_turn(
-            campaign_id=c.id, turn=1, action_ids=[], dm_content="New.", dm_token_count=1,
-            notes=[("Dice rolled: 1d20 = 17", 5)], replaces_dm_message_id=dm.id,
-            replaces_message_ids=[n.id for n in notes])
-        live = [(m.role, m.content) for m in await store.story.transcript(c.id)]
-        assert live == [("player", "I look"), ("system", "Dice rolled: 1d20 = 17"), ("dm", "New.")]
-        assert (await store.campaigns.get(c.id)).turn == 1  # type: ignore[union-attr]
-        assert await store.story.undo_turn(c.id, 1) == 3  # the replaced ones were already undone
+async def test_complete_turn_is_all_or_nothing(store: Store) -> None:
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+    a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                       character_name=None, content="I look", token_count=3)
+    broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):  # the roll fails after the reply was inserted...
+        await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="A door.",
+                                        dm_token_count=2, rolls=[broken], notes=[("Dice rolled: ?", 3)])
+    # ...so nothing of the turn remains: the action is still pending, no reply, no note, no new turn
+    assert [(m.role, m.state) for m in await store.story.transcript(c.id)] == [("player", "pending")]
+    assert (await store.campaigns.get(c.id)).turn == 0  # type: ignore[union-attr]
+    assert [x.id for x in await store.campaigns.with_pending_actions()] == [c.id]
+
+
+async def test_retry_replaces_the_reply_and_its_notes_in_one_transaction(store: Store) -> None:
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+    a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                       character_name=None, content="I look", token_count=3)
+    notes, dm = await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="Old.",
+                                                dm_token_count=1, notes=[("Dice rolled: 1d20 = 3", 5)])
+    new_notes, new_dm = await store.story.complete_turn(
+        campaign_id=c.id, turn=1, action_ids=[], dm_content="New.", dm_token_count=1,
+        notes=[("Dice rolled: 1d20 = 17", 5)], replaces_dm_message_id=dm.id,
+        replaces_message_ids=[n.id for n in notes])
+    live = [(m.role, m.content) for m in await store.story.transcript(c.id)]
+    assert live == [("player", "I look"), ("system", "Dice rolled: 1d20 = 17"), ("dm", "New.")]
+    assert (await store.campaigns.get(c.id)).turn == 1  # type: ignore[union-attr]
+    assert await store.story.undo_turn(c.id, 1) == 3  # the replaced ones were already undone
 
 
 async def test_a_writer_in_another_process_makes_us_wait_not_fail(tmp_path: Path) -> None:
@@ -160,3 +177,27 @@ async def test_a_writer_in_another_process_makes_us_wait_not_fail(tmp_path: Path
         assert new and loop.time() - started >= 0.25  # waited for the lock (busy timeout), then wrote
         assert (await store.campaigns.get(c.id)).title == "held"  # type: ignore[union-attr]
         other.close()
+
+
+async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: Path) -> None:
+    """A database made by the first release (migration 0001 only, with a summarised story) keeps
+    every message when 0002 drops the unused ``summarized`` column."""
+    import shutil
+
+    first_only = tmp_path / "first"
+    first_only.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "migrations" / "0001_initial.sql", first_only)
+    path = tmp_path / "db.sqlite3"
+    async with Database.open(path) as db:
+        assert await db.migrate(first_only) == 1
+        await db.execute("INSERT INTO campaigns (id, guild_id, channel_id, title, status, created_by, created_at)"
+                         " VALUES (1, 7, 70, 'Old', 'active', 1, 0)")
+        await db.execute("INSERT INTO story_messages (campaign_id, turn, role, author_name, content, token_count,"
+                         " state, created_at, summarized) VALUES (1, 1, 'dm', 'DM', 'The old tale.', 3,"
+                         " 'answered', 0, 1)")
+    async with Database.open(path, migrate=True) as db:
+        assert await db.schema_version() == 2
+        story = await Store(db).story.transcript(1)
+        assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale.", 3)]
+        columns = [r["name"] for r in await db.fetchall("PRAGMA table_info(story_messages)")]
+        assert "summarized" not in columns

@@ -15,17 +15,20 @@ Gateway frames are sent as plain text JSON: discord.py only decompresses binary 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 ALL_PERMISSIONS = str((1 << 50) - 1)
-PLAYER_PERMISSIONS = str(0x400 | 0x800 | 0x4000 | 0x8000 | 0x10000 | 0x40 | 0x80000000)  # view, send, embed, files, history, reactions, use commands
+# view, send, embed, files, history, reactions, use commands
+PLAYER_PERMISSIONS = str(0x400 | 0x800 | 0x4000 | 0x8000 | 0x10000 | 0x40 | 0x80000000)
 MANAGE_GUILD = 0x20
 
 
@@ -45,7 +48,7 @@ MESSAGE_CONTENT_INTENT = 1 << 15
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _json_response(data: Any, status: int = 200) -> web.Response:
@@ -105,8 +108,9 @@ class FakeDiscord:
         roles = [
             {"id": str(self.guild_id), "name": "@everyone", "permissions": PLAYER_PERMISSIONS, "position": 0,
              "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-            {"id": str(self.admin_role_id), "name": "Admins", "permissions": str(MANAGE_GUILD | int(PLAYER_PERMISSIONS)),
-             "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+            {"id": str(self.admin_role_id), "name": "Admins",
+             "permissions": str(MANAGE_GUILD | int(PLAYER_PERMISSIONS)), "position": 1,
+             "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
         ]
         members = [self._member(u) for u in [self.owner, self.admin, *self.players, self.bot_user]]
         return {"id": str(self.guild_id), "name": "Tavern", "icon": None, "owner_id": self.owner["id"],
@@ -121,18 +125,22 @@ class FakeDiscord:
     # --- lifecycle ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        assert self._site is not None
-        return self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        """The loopback port the stand-in listens on (chosen by the OS)."""
+        assert self._runner is not None, "server not started"
+        return int(self._runner.addresses[0][1])  # (host, port) of the one TCP site
 
     @property
     def api_base(self) -> str:
+        """The REST base to give discord.py (``DISCORD_API_BASE``)."""
         return f"http://127.0.0.1:{self.port}/api/v10"
 
     @property
     def gateway_url(self) -> str:
+        """The gateway URL to give discord.py (``DISCORD_GATEWAY_URL``)."""
         return f"ws://127.0.0.1:{self.port}/gateway"
 
     async def start(self) -> FakeDiscord:
+        """Listen on 127.0.0.1 (a free port)."""
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/gateway/", self._gateway)
@@ -144,6 +152,7 @@ class FakeDiscord:
         return self
 
     async def stop(self) -> None:
+        """Close every gateway connection and the server."""
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -173,6 +182,7 @@ class FakeDiscord:
         self.connections += 1
         self._ready.clear()
         await self._send(ws, {"op": 10, "d": {"heartbeat_interval": 10_000}, "s": None, "t": None})
+        guild_seq: int | None = None  # sequence number of the GUILD_CREATE sent on this connection
         async for msg in ws:
             try:
                 payload = json.loads(msg.data)
@@ -182,6 +192,12 @@ class FakeDiscord:
             self.gateway_ops.append(op)
             if op == 1:
                 await self._send(ws, {"op": 11, "d": None, "s": None, "t": None})
+                # A heartbeat carries the last sequence number the client has read. The client reads
+                # frames in order and parses each dispatch before reading the next, so a beat that
+                # has seen GUILD_CREATE proves the guild, its channels and members are in its cache.
+                seen = payload.get("d")
+                if guild_seq is not None and isinstance(seen, int) and seen >= guild_seq:
+                    self._ready.set()
             elif op == 2:
                 self.identify_payloads.append(payload["d"])
                 self._sockets = [s for s in self._sockets if not s.closed] + [ws]
@@ -193,29 +209,43 @@ class FakeDiscord:
                     "application": {"id": str(self.application_id), "flags": 0}}})
                 self._seq += 1
                 await self._send(ws, {"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self.guild_payload()})
-                self._ready.set()
+                guild_seq = self._seq
+                # op 1 from the server asks for an immediate heartbeat, as Discord may at any time
+                await self._send(ws, {"op": 1, "d": None, "s": None, "t": None})
             elif op == 6:  # RESUME: ask for a fresh IDENTIFY
                 await self._send(ws, {"op": 9, "d": False, "s": None, "t": None})
         if ws in self._sockets:
             self._sockets.remove(ws)
+        if not any(not s.closed for s in self._sockets):
+            self._ready.clear()  # the client is gone (e.g. killed): a restart must connect again
         return ws
 
     async def wait_for_ready(self, timeout: float = 10.0) -> None:
-        """Until a client has identified and received READY and GUILD_CREATE."""
-        await asyncio.wait_for(self._ready.wait(), timeout)
-        await asyncio.sleep(0.2)  # let the client process GUILD_CREATE
+        """Until a client has identified, received READY and GUILD_CREATE, and answered the heartbeat
+        request sent after them with GUILD_CREATE's sequence number (so it has processed it).
+
+        Raises ``AssertionError`` saying which step is missing after ``timeout`` seconds.
+        """
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            step = ("no client identified" if not self.identify_payloads else
+                    "the client identified but did not answer the heartbeat request sent after GUILD_CREATE")
+            raise AssertionError(f"gateway not ready after {timeout} s: {step} "
+                                 f"(connections: {self.connections}, ops received: {self.gateway_ops})") from None
 
     # --- injecting events -----------------------------------------------------------------------
     async def send_message(self, channel_id: int, author: dict[str, Any], content: str, *,
-                           mentions: list[dict[str, Any]] | tuple = (), referenced_message_id: int | None = None,
+                           mentions: Sequence[dict[str, Any]] = (), referenced_message_id: int | None = None,
                            message_id: int | None = None, author_is_bot: bool = False) -> int:
         """Dispatch MESSAGE_CREATE from ``author`` (a user dict with id and username). Returns its id."""
         mid = message_id or self._snowflake()
-        if self.identify_payloads and not int(self.identify_payloads[-1].get("intents", 0)) & MESSAGE_CONTENT_INTENT:
-            # as Discord does: without the message-content intent, guild messages arrive with empty
-            # content unless they mention the bot
-            if not any(str(u.get("id")) == self.bot_user["id"] for u in mentions):
-                content = ""
+        # as Discord does: without the message-content intent, guild messages arrive with empty
+        # content unless they mention the bot
+        no_content_intent = (bool(self.identify_payloads)
+                             and not int(self.identify_payloads[-1].get("intents", 0)) & MESSAGE_CONTENT_INTENT)
+        if no_content_intent and not any(str(u.get("id")) == self.bot_user["id"] for u in mentions):
+            content = ""
         user = {**self._user(int(author["id"]), author.get("username", "someone"),
                              bot=bool(author.get("bot", author_is_bot)))}
         data: dict[str, Any] = {
@@ -258,7 +288,7 @@ class FakeDiscord:
         if permissions is None:
             is_admin = user["id"] in (self.owner["id"], self.admin["id"])
             permissions = ALL_PERMISSIONS if user["id"] == self.owner["id"] else (
-                str(int(PLAYER_PERMISSIONS) | MANAGE_GUILD) if is_admin else PLAYER_PERMISSIONS)
+    str(int(PLAYER_PERMISSIONS) | MANAGE_GUILD) if is_admin else PLAYER_PERMISSIONS)
         cid = channel_id or self.channel_id
         member = self._member(self._user(int(user["id"]), user.get("username", "someone")))
         member["permissions"] = permissions
@@ -293,6 +323,8 @@ class FakeDiscord:
             payload: Any = {}
             files = []
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue  # discord.py sends flat multipart bodies: no nested parts
                 if part.name == "payload_json":
                     payload = json.loads(await part.text())
                 else:
@@ -312,7 +344,10 @@ class FakeDiscord:
         self.rest_log.append(RestCall(request.method, path, dict(request.query), body,
                                       {k.lower(): v for k, v in request.headers.items()}, time.monotonic()))
         m, parts = request.method, path.strip("/").split("/")
-        ok = lambda data, status=200: _json_response(data, status=status)  # noqa: E731
+
+        def ok(data: Any, status: int = 200) -> web.Response:
+            return _json_response(data, status=status)
+
         if m == "GET" and path == "/users/@me":
             return ok(self.bot_user)
         if m == "GET" and path == "/gateway/bot":
@@ -379,10 +414,40 @@ class FakeDiscord:
         ms = int((time.time() - age_seconds) * 1000) - 1_420_070_400_000  # Discord epoch, 2015-01-01
         return (ms << 22) | (next(self._counter) & 0xFFF)
 
-    async def wait_for(self, predicate: Callable[..., bool], timeout: float = 10.0) -> None:
-        """Poll ``predicate()`` (called with no arguments) until it is true. Raises TimeoutError."""
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, *,
+                       what: str | None = None) -> None:
+        """Until ``predicate()`` is true, checked every 20 ms for at most ``timeout`` seconds.
+
+        Raises ``AssertionError`` naming ``what`` was awaited (default: the predicate's source line)
+        when it is still false at the deadline.
+        """
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise TimeoutError("condition not met in time")
+                raise AssertionError(f"timed out after {timeout} s waiting for {what or _describe(predicate)}")
             await asyncio.sleep(0.02)
+
+    async def wait_for_messages(self, channel_id: int, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Until the bot has posted at least ``count`` messages in ``channel_id``; returns them all.
+
+        Raises ``AssertionError`` with how many arrived and the last one's content otherwise.
+        """
+        def enough() -> bool:
+            return len(self.messages_in(channel_id)) >= count
+
+        try:
+            await self.wait_for(enough, timeout)
+        except AssertionError:
+            sent = self.messages_in(channel_id)
+            last = repr((sent[-1].get("content") or "")[:200]) if sent else "none"
+            raise AssertionError(f"the bot posted {len(sent)} message(s) in channel {channel_id} within "
+                                 f"{timeout} s, expected at least {count}; last: {last}") from None
+        return self.messages_in(channel_id)
+
+
+def _describe(predicate: Callable[[], bool]) -> str:
+    """The source line of a predicate (a lambda, usually), for a timeout message."""
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return repr(predicate)

@@ -17,6 +17,10 @@ Steps: ``Reply`` (text and/or tool calls, usage, optional delay), ``Error`` (sta
 body, headers), ``Hang`` (never answers until the client gives up), ``Malformed`` (200 with a body that
 is not a completion), ``Drop`` (close the connection without an answer).
 
+Wait for requests with ``wait_for_chat_requests`` (woken by each request, bounded by a timeout);
+``in_flight`` counts chat requests received and not answered yet, so a test can prove a turn is
+under way (e.g. held by a ``Hang``) before it kills the process making it.
+
 It can also run in its own thread (``start_in_thread``) for a bot process started by a test, and as a
 command (``python -m tests.support.fake_openai --port N``) with the default narrator reply.
 """
@@ -28,8 +32,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -107,6 +112,13 @@ class RecordedRequest:
     body: dict[str, Any] | None
     at: float
 
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The chat ``messages`` of the JSON body (``AssertionError`` when the body has none)."""
+        assert self.body is not None and "messages" in self.body, f"no chat messages in {self.method} {self.path}"
+        messages: list[dict[str, Any]] = self.body["messages"]
+        return messages
+
 
 def rough_token_count(messages: list[dict[str, Any]]) -> int:
     """A cheap stand-in for a tokenizer: 1 token per 4 characters of content, at least 1 a message."""
@@ -137,6 +149,8 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self.in_flight = 0  # chat requests received and not answered yet (e.g. held by a ``Hang``)
 
     # --- scripting ------------------------------------------------------------------------------
     def push(self, *steps: Step) -> None:
@@ -149,18 +163,50 @@ class FakeOpenAI:
         """Only the ``POST .../chat/completions`` requests."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    async def wait_for_chat_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Wait until at least ``count`` chat requests have arrived and return them all.
+
+        Woken by each request as it is recorded (no polling), from the caller's event loop even when
+        the server runs in its own thread. Raises ``AssertionError`` saying how many arrived if fewer
+        than ``count`` did within ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        entry = (loop, asyncio.Event())
+        with self._lock:
+            self._waiters.append(entry)
+        deadline = loop.time() + timeout
+        try:
+            while len(self.chat_requests) < count:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise AssertionError(f"the model endpoint received {len(self.chat_requests)} chat "
+                                         f"request(s) in {timeout} s, expected at least {count}")
+                entry[1].clear()
+                if len(self.chat_requests) >= count:
+                    break
+                try:
+                    await asyncio.wait_for(entry[1].wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            with self._lock:
+                self._waiters.remove(entry)
+        return self.chat_requests
+
     @property
     def url(self) -> str:
+        """The base URL for the client, ``http://127.0.0.1:<port>/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
     def port(self) -> int:
-        assert self._site is not None, "server not started"
-        server = self._site._server  # type: ignore[attr-defined]
-        return server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        """The TCP port the started server listens on."""
+        assert self._runner is not None, "server not started"
+        return int(self._runner.addresses[0][1])  # (host, port) of the one TCP site
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> FakeOpenAI:
+        """Listen on 127.0.0.1 (``port``, or a free one when 0) and return the server."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
@@ -173,6 +219,7 @@ class FakeOpenAI:
         return self
 
     async def stop(self) -> None:
+        """Stop listening and drop open connections."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -200,6 +247,7 @@ class FakeOpenAI:
         return self
 
     def stop_thread(self) -> None:
+        """Stop a server started with ``start_in_thread`` and its event loop."""
         if self._loop is not None:
             fut = asyncio.run_coroutine_threadsafe(self.stop(), self._loop)
             fut.result(10)
@@ -210,6 +258,10 @@ class FakeOpenAI:
         self.requests.append(RecordedRequest(
             request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
             body, time.monotonic()))
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
         if self.require_key is None:
@@ -250,8 +302,15 @@ class FakeOpenAI:
             body = await request.json()
         except Exception:
             body = None
+        self.in_flight += 1  # counted before the request is visible, so a waiter woken by it sees it
         self._record(request, body)
         self._counter += 1
+        try:
+            return await self._answer(request, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict[str, Any] | None) -> web.StreamResponse:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
@@ -279,9 +338,9 @@ class FakeOpenAI:
 
     def _usage(self, body: dict[str, Any], step: Reply) -> dict[str, Any]:
         prompt = step.prompt_tokens if step.prompt_tokens is not None else rough_token_count(
-            body.get("messages") or [])
+    body.get("messages") or [])
         completion = step.completion_tokens if step.completion_tokens is not None else max(
-            1, len(step.text or "") // 4)
+    1, len(step.text or "") // 4)
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion,
                 "prompt_tokens_details": {"cached_tokens": step.cached_tokens}}
