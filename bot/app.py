@@ -339,12 +339,18 @@ class DungeonMasterBot(commands.AutoShardedBot):
             log.error("command %s failed:\n%s", name, "".join(traceback.format_exception(original)))
         else:
             log.info("command %s refused: %s", name, message)
-        if isinstance(original, BotError) and original.admin_hint:
-            log.warning("command %s: admin hint: %s", name, original.admin_hint)
-            if is_server_admin(interaction):
-                message += admin_note(original.admin_hint)
+        hint = original.admin_hint if isinstance(original, BotError) else None
+        if hint:
+            log.warning("command %s: admin hint: %s", name, hint)
+        # After a public defer, Discord shows the first follow-up publicly whatever its flags; the hint
+        # then goes in a follow-up of its own, which is private.
+        deferred = interaction.response.is_done()
         with contextlib.suppress(discord.HTTPException):
+            if hint and is_server_admin(interaction) and not deferred:
+                message += admin_note(hint)
             await respond(interaction, message, ephemeral=True)
+            if hint and is_server_admin(interaction) and deferred:
+                await respond(interaction, admin_note(hint).lstrip("\n"), ephemeral=True)
 
     async def is_owner(self, user: discord.abc.User) -> bool:
         """Owners are ``DISCORD_OWNER_IDS`` when set, else the application's owner (or team)."""

@@ -20,8 +20,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-TurnMode = Literal["batch", "mention"]
-ContentRating = Literal["family", "teen", "mature"]
+from bot.models import ContentRating, TurnMode
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_ran
 from bot.config import OPENAI_DEFAULT_BASE_URL, validate_http_url
 from bot.errors import UserInputError
 from bot.llm import errors as E
+from bot.llm.failures import connection_detail, is_transient, retry_after_seconds, to_typed
 from bot.llm.limiter import RateLimiter
 from bot.llm.pricing import PriceTable
 from bot.llm.tokens import count_message_tokens
@@ -92,94 +93,6 @@ class ModelTotals:
     cost_usd: float | None = 0.0
 
 
-def _header(exc: BaseException, name: str) -> str | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    return headers.get(name) if headers is not None else None
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """What the server asked us to wait, seconds (``retry-after-ms`` first, then ``Retry-After``)."""
-    ms = _header(exc, "retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    seconds = _header(exc, "retry-after")
-    if seconds:
-        try:
-            return max(0.0, float(seconds))
-        except ValueError:
-            return None  # an HTTP date: fall back to backoff
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying (see module docstring)."""
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 429:
-            return exc.code != "insufficient_quota"
-        return exc.status_code in (408, 409) or exc.status_code >= 500
-    return False
-
-
-def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
-    """Map an openai exception to the bot's typed error (keeps status and request id, never the key)."""
-    rid = getattr(exc, "request_id", None) or _header(exc, "x-request-id")
-    if isinstance(exc, E.LLMError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return E.RequestTimedOut(f"no answer in time after {attempts} attempt(s)", attempts=attempts, request_id=rid)
-    if isinstance(exc, openai.APIConnectionError):
-        return E.ServiceUnavailable(f"model endpoint unreachable: {_connection_detail(exc)}",
-                                    attempts=attempts)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return E.MalformedResponse("endpoint answered with an invalid body", status=exc.status_code,
-                                   request_id=rid, attempts=attempts)
-    if isinstance(exc, openai.APIStatusError):
-        status, code = exc.status_code, exc.code
-        msg = f"HTTP {status}" + (f" ({code})" if code else "")
-        kw: dict[str, Any] = dict(status=status, request_id=rid, attempts=attempts)
-        if status in (401, 403):
-            return E.AuthenticationFailed(msg, **kw, admin_hint="Check OPENAI_API_KEY and OPENAI_BASE_URL.")
-        if status == 429 and code == "insufficient_quota":
-            return E.QuotaExhausted(msg, **kw, admin_hint="The model account is out of credit.")
-        if status == 429:
-            return E.RateLimited(msg, **kw)
-        if code == "context_length_exceeded":
-            return E.ContextTooLong(msg, **kw)
-        if status in (408, 409) or status >= 500:
-            return E.ServiceUnavailable(msg, **kw)
-        if code == "content_filter" or code == "content_policy_violation":
-            return E.ContentRefused(msg, **kw)
-        return E.BadRequest(msg, **kw)
-    if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-        return E.MalformedResponse(f"endpoint answered with an unreadable body ({type(exc).__name__})",
-                                   attempts=attempts)
-    return E.LLMError(f"model call failed ({type(exc).__name__})", attempts=attempts)
-
-
-def _connection_detail(exc: BaseException) -> str:
-    """A short reason for a failed connection: "connection refused", "host not found", ..."""
-    seen: BaseException | None = exc
-    chain: list[BaseException] = []
-    while seen is not None and seen not in chain and len(chain) < 10:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
-        return "connection refused"
-    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-        return "host not found"
-    if "ssl" in text or "certificate" in text:
-        return "TLS handshake failed"
-    cause = chain[-1]
-    return f"cannot connect ({type(cause).__name__})"
-
-
 class ChatStream:
     """Async iterator of text deltas; after it is exhausted ``result`` holds the ``ChatResult``."""
 
@@ -198,8 +111,8 @@ class ChatStream:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._deadline_s):
-                async with client.limiter.slot(client._estimate(self._kwargs)):
-                    stream = await client._post_completion(
+                async with client.limiter.slot(client.estimate_tokens(self._kwargs)):
+                    stream = await client.post_completion(
                         {**self._kwargs, "stream": True, "stream_options": {"include_usage": True}}, stream=True)
                     text: list[str] = []
                     calls: dict[int, dict[str, str]] = {}
@@ -233,7 +146,7 @@ class ChatStream:
         if finish == "content_filter":
             raise E.ContentRefused("reply stopped by the content filter", request_id=request_id)
         tool_calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items()))
-        self.result = client._finish("".join(text), tool_calls, finish, usage, model, started, request_id, 1)
+        self.result = client.finish("".join(text), tool_calls, finish, usage, model, started, request_id, 1)
 
 
 def _usage(u: Any) -> Usage:
@@ -322,7 +235,7 @@ class LLMClient:
             kwargs["tools"] = tools
         return kwargs
 
-    async def _post_completion(self, body: dict[str, Any], *, stream: bool = False) -> Any:
+    async def post_completion(self, body: dict[str, Any], *, stream: bool = False) -> Any:
         """POST ``/chat/completions`` through the SDK's public low-level ``post`` (auth, base URL,
         timeout, typed ``openai`` errors for HTTP statuses all stay the SDK's).
 
@@ -338,14 +251,18 @@ class LLMClient:
                                            stream_cls=AsyncStream[ChatCompletionChunk])
         return await self._openai.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
-    def _estimate(self, kwargs: dict[str, Any]) -> int:
+    def estimate_tokens(self, kwargs: dict[str, Any]) -> int:
+        """Tokens a request will spend against the tokens-per-minute limit, estimated before it is
+        sent (prompt by tiktoken plus the ``max_tokens`` asked for); 0 when no limit is set."""
         if not self.limiter.tpm:
             return 0
         return count_message_tokens(kwargs["messages"], kwargs["model"]) + int(
             kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 0)
 
-    def _finish(self, text: str, tool_calls: tuple[ToolCall, ...], finish: str | None, usage: Usage, model: str,
+    def finish(self, text: str, tool_calls: tuple[ToolCall, ...], finish: str | None, usage: Usage, model: str,
                 started: float, request_id: str | None, attempts: int) -> ChatResult:
+        """The ``ChatResult`` of a finished call (plain or streamed): its US-dollar cost from the
+        price table, added to the per-model totals. ``started`` is ``time.perf_counter`` seconds."""
         cost = self.prices.cost(model, usage)
         totals = self._totals.setdefault(model, ModelTotals())
         totals.requests += 1
@@ -373,7 +290,7 @@ class LLMClient:
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + deadline_s
         backoff = wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
-        estimate = self._estimate(kwargs)
+        estimate = self.estimate_tokens(kwargs)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -400,7 +317,7 @@ class LLMClient:
                         attempts = attempt.retry_state.attempt_number
                         started = time.perf_counter()
                         async with self.limiter.slot(estimate):
-                            completion = await self._post_completion(kwargs)
+                            completion = await self.post_completion(kwargs)
                         request_id = getattr(completion, "_request_id", None)
         except TimeoutError:
             timed_out = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
@@ -425,7 +342,7 @@ class LLMClient:
                                       request_id=request_id, attempts=attempts) from None
         if finish == "content_filter":
             raise E.ContentRefused("reply stopped by the content filter", request_id=request_id, attempts=attempts)
-        return self._finish(text, calls, finish, _usage(completion.usage), completion.model or kwargs["model"],
+        return self.finish(text, calls, finish, _usage(completion.usage), completion.model or kwargs["model"],
                             started, request_id, attempts)
 
     def stream_chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
@@ -461,7 +378,7 @@ class LLMClient:
         except openai.APITimeoutError:
             return EndpointCheck(False, f"no answer within {timeout_s:.0f} s", [])
         except openai.APIConnectionError as exc:
-            return EndpointCheck(False, _connection_detail(exc), [])
+            return EndpointCheck(False, connection_detail(exc), [])
         except openai.APIStatusError as exc:
             if exc.status_code == 404:  # some servers have no /models: it answered and took the key
                 return EndpointCheck(True, "answers (no model list at /models)", [])
