@@ -191,7 +191,7 @@ async def test_discord_evening_end_to_end(tmp_path: Path, subprocess_environ: di
             # (the turn closed early because the whole party had acted)
             requests = await model.wait_for_chat_requests(hung_before + 1, timeout=20)
             assert model.in_flight == 1
-            asked = requests[hung_before].body["messages"][-1]["content"]  # type: ignore[index]
+            asked = requests[hung_before].messages[-1]["content"]
             assert all(f"{p['username']} braces for the flood" in asked for p in players)
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()

@@ -25,6 +25,7 @@ from typing import Any
 from bot.config import load_settings
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
 from bot.game.core import Game
+from bot.game.memory import SUMMARY_MARKER
 from bot.game.turns import ManualClock
 from bot.llm import LLMClient
 from bot.store import Database, Store
@@ -211,12 +212,12 @@ async def test_fireball_session_replay(tmp_path: Path) -> None:
         flat = [i for batch in answered for i in batch]
         assert sorted(flat) == sorted(queued) and len(set(flat)) == len(flat)  # each answered exactly once
         assert not narrator.notices
-        turn_requests = [r.body for r in server.chat_requests
-                         if not r.body["messages"][0]["content"].startswith("You keep the campaign notes")]  # type: ignore[index]
+        turn_requests = [r.messages for r in server.chat_requests
+                         if not r.messages[0]["content"].startswith(SUMMARY_MARKER)]
         assert len(turn_requests) == len(batches)
         by_id = {m["message_id"]: m for m in actions}
-        for body, batch in zip(turn_requests, batches):
-            last = body["messages"][-1]["content"]  # type: ignore[index]
+        for sent, batch in zip(turn_requests, batches):
+            last = sent[-1]["content"]
             assert last.count("<<<") - last.count("Backstory: <<<") == len(batch)
             positions = [last.index(by_id[i]["content"].strip()[:40]) for i in batch]
             assert positions == sorted(positions)  # in recorded order

@@ -34,7 +34,7 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
         # and that request carries all three actions (the turn closed when the whole party had acted)
         (in_flight,) = await hanging.wait_for_chat_requests(1, timeout=15)
         assert hanging.in_flight == 1
-        asked = in_flight.body["messages"][-1]["content"]  # type: ignore[index]
+        asked = in_flight.messages[-1]["content"]
         for text in ACTIONS:
             assert f"<<<{text}>>>" in asked
         child.send_signal(signal.SIGKILL)
@@ -51,7 +51,7 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
             reply = narrator.turns[0]
             assert reply.kind == "recovered" and set(reply.answered_message_ids) == {500, 501, 502}
             assert await store.story.pending(1) == []
-            last = server.chat_requests[0].body["messages"][-1]["content"]  # type: ignore[index]
+            last = server.chat_requests[0].messages[-1]["content"]
             for text in ACTIONS:
                 assert f"<<<{text}>>>" in last  # all three answered in the one recovered reply
             stored = [m for m in await store.story.transcript(1) if m.role == "player"]

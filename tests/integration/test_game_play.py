@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
+from bot.game.memory import SUMMARY_MARKER
 from tests.support.fake_openai import Error, FakeOpenAI, Reply, ToolCallSpec
-from tests.support.game_helpers import SUMMARY_MARK, fast_settings, running_game
+from tests.support.game_helpers import fast_settings, running_game
 
 WHERE = ChannelRef(guild_id=1, channel_id=10)
 PLAYERS = [Actor(101, "ann", is_admin=True), Actor(102, "bob"), Actor(103, "cy")]
@@ -60,7 +61,7 @@ async def test_action_during_reply_goes_to_next_turn_once(tmp_path: Path) -> Non
             await game.handle_message(act(PLAYERS[0], "I light a torch", 3))  # arrives mid-reply
             await narrator.wait_for(2)
             assert [r.answered_message_ids for r in narrator.turns] == [(1, 2), (3,)]
-            second = server.chat_requests[1].body["messages"][-1]["content"]  # type: ignore[index]
+            second = server.chat_requests[1].messages[-1]["content"]
             assert "I light a torch" in second and "I open the door" not in second
             assert len(server.chat_requests) == 2
 
@@ -79,7 +80,7 @@ async def test_dm_rolls_real_dice_through_tools(tmp_path: Path) -> None:
             reply = narrator.turns[0]
             assert len(reply.rolls) == 1 and reply.rolls[0].expression == "1d20+5"
             assert "1d20" in reply.rolls[0].breakdown and 6 <= reply.rolls[0].total <= 25
-            tool_msgs = [m for m in server.chat_requests[1].body["messages"] if m["role"] == "tool"]  # type: ignore[index]
+            tool_msgs = [m for m in server.chat_requests[1].messages if m["role"] == "tool"]
             assert len(tool_msgs) == 3 and "unknown tool" in tool_msgs[2]["content"]
             assert f'"total": {reply.rolls[0].total}' in tool_msgs[0]["content"]
             borin = await game.character(WHERE, name="Borin")
@@ -129,7 +130,7 @@ async def test_sixty_turns_prompt_stops_growing_once_memory_folds(tmp_path: Path
 
     def answer(body: dict[str, Any]) -> Reply:
         system = body["messages"][0]["content"]
-        if system.startswith(SUMMARY_MARK):
+        if system.startswith(SUMMARY_MARKER):
             return Reply("The party explored the crypt, fought a sea hag and found a silver key. " * 3)
         n = len(body["messages"])
         return Reply(f"The DM describes scene {n}: torches gutter, water drips, something moves in the "
@@ -143,15 +144,15 @@ async def test_sixty_turns_prompt_stops_growing_once_memory_folds(tmp_path: Path
             for i, p in enumerate(PLAYERS):
                 await game.handle_message(act(p, f"{p.name} does thing {turn} with care", turn * 10 + i))
             await narrator.wait_for(turn + 1)
-        turn_requests = [r.body for r in server.chat_requests
-                         if not r.body["messages"][0]["content"].startswith(SUMMARY_MARK)]  # type: ignore[index]
+        turn_requests = [r.messages for r in server.chat_requests
+                         if not r.messages[0]["content"].startswith(SUMMARY_MARKER)]
         folds = len(server.chat_requests) - len(turn_requests)
-        sizes = [count_message_tokens(b["messages"]) for b in turn_requests]  # type: ignore[index]
+        sizes = [count_message_tokens(m) for m in turn_requests]
         assert len(sizes) == 60 and folds >= 3
         assert max(sizes[40:]) <= 1.1 * max(sizes[20:30]), sizes  # flat once memory folds
         assert max(sizes[40:]) < 2 * max(sizes[:10]) + 600, sizes
         summary = await store.summaries.get(1)
         assert summary is not None and summary.token_count <= 200
-        assert summary.content in turn_requests[-1]["messages"][0]["content"]  # type: ignore[index]
+        assert summary.content in turn_requests[-1][0]["content"]
         whole = sum(m.token_count for m in await store.story.transcript(1))
         assert whole > 2 * max(sizes[40:])  # sending the whole story would cost far more

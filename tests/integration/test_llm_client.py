@@ -113,7 +113,8 @@ async def test_streamed_reply_with_usage() -> None:
         async with client(server.url) as c:
             stream = c.stream_chat(MESSAGES)
             deltas = [d async for d in stream]
-        assert len(deltas) > 1 and "".join(deltas) == "Torchlight flickers across the wet stone walls."
+        # the fake server streams text in 12-character pieces: 47 characters -> 12 + 12 + 12 + 11
+        assert deltas == ["Torchlight f", "lickers acro", "ss the wet s", "tone walls."]
         assert stream.result is not None and stream.result.usage.completion_tokens == 9
         assert stream.result.text == "".join(deltas) and stream.result.request_id
         assert (server.chat_requests[0].body or {})["stream_options"] == {"include_usage": True}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.models import RollRecord
 from bot.store import Database, MigrationError, Store
 from bot.store.db import load_migrations
+from tests.support.checks import present
 
 
 async def test_pragmas_and_migrations(tmp_path: Path) -> None:
@@ -20,10 +22,10 @@ async def test_pragmas_and_migrations(tmp_path: Path) -> None:
         version = await db.migrate()
         assert version == max(v for v, _, _ in load_migrations())
         assert await db.migrate() == version  # idempotent
-        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
-        assert (await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
-        assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
-        assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+        assert present(await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+        assert present(await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
+        assert present(await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+        assert present(await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
         rows = await db.fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
         assert [r[0] for r in rows] == [v for v, _, _ in load_migrations()]
     assert path.is_file()
@@ -92,7 +94,7 @@ async def test_action_is_committed_and_idempotent_and_turn_is_atomic(tmp_path: P
         assert other.execute("SELECT COUNT(*) FROM dice_rolls").fetchone() == (1,)
         assert await store.campaigns.with_pending_actions() == []
         assert await store.story.undo_turn(c.id, 1) == 3
-        assert (await store.campaigns.get(c.id)).turn == 0  # type: ignore[union-attr]
+        assert present(await store.campaigns.get(c.id)).turn == 0
         other.close()
 
 
@@ -115,7 +117,7 @@ async def test_party_conflicts_are_domain_errors_with_their_values(tmp_path: Pat
     async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
         store = Store(db)
         c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
-        sheet = dict(campaign_id=c.id, char_class="Rogue", ancestry="Elf")
+        sheet: dict[str, Any] = dict(campaign_id=c.id, char_class="Rogue", ancestry="Elf")
         aria = await store.characters.create(player_id=10, player_name="ann", name="Aria", **sheet)
         with pytest.raises(AlreadyInParty) as twice:
             await store.characters.create(player_id=10, player_name="ann", name="Other", **sheet)
@@ -126,20 +128,20 @@ async def test_party_conflicts_are_domain_errors_with_their_values(tmp_path: Pat
         borin = await store.characters.create(player_id=11, player_name="bob", name="Borin", **sheet)
         with pytest.raises(NameTaken):
             await store.characters.update(borin.id, name="aria")
-        assert (await store.characters.get(aria.id)).name == "Aria"  # type: ignore[union-attr]
+        assert present(await store.characters.get(aria.id)).name == "Aria"
 
 
 async def test_complete_turn_is_all_or_nothing(store: Store) -> None:
     c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
     a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
                                        character_name=None, content="I look", token_count=3)
-    broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]
+    broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]  # total=None on purpose: violates NOT NULL
     with pytest.raises(sqlite3.IntegrityError):  # the roll fails after the reply was inserted...
         await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="A door.",
                                         dm_token_count=2, rolls=[broken], notes=[("Dice rolled: ?", 3)])
     # ...so nothing of the turn remains: the action is still pending, no reply, no note, no new turn
     assert [(m.role, m.state) for m in await store.story.transcript(c.id)] == [("player", "pending")]
-    assert (await store.campaigns.get(c.id)).turn == 0  # type: ignore[union-attr]
+    assert present(await store.campaigns.get(c.id)).turn == 0
     assert [x.id for x in await store.campaigns.with_pending_actions()] == [c.id]
 
 
@@ -155,7 +157,7 @@ async def test_retry_replaces_the_reply_and_its_notes_in_one_transaction(store: 
         replaces_message_ids=[n.id for n in notes])
     live = [(m.role, m.content) for m in await store.story.transcript(c.id)]
     assert live == [("player", "I look"), ("system", "Dice rolled: 1d20 = 17"), ("dm", "New.")]
-    assert (await store.campaigns.get(c.id)).turn == 1  # type: ignore[union-attr]
+    assert present(await store.campaigns.get(c.id)).turn == 1
     assert await store.story.undo_turn(c.id, 1) == 3  # the replaced ones were already undone
 
 
@@ -175,7 +177,7 @@ async def test_a_writer_in_another_process_makes_us_wait_not_fail(tmp_path: Path
         stored, new = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
                                                   character_name=None, content="I wait", token_count=2)
         assert new and loop.time() - started >= 0.25  # waited for the lock (busy timeout), then wrote
-        assert (await store.campaigns.get(c.id)).title == "held"  # type: ignore[union-attr]
+        assert present(await store.campaigns.get(c.id)).title == "held"
         other.close()
 
 

@@ -45,7 +45,7 @@ class Held:
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-Step = ChatResult | Exception | Held | Callable[[list[dict[str, Any]]], ChatResult]
+Step = ChatResult | Exception | Held | Callable[[list[dict[str, Any]]], ChatResult | Exception]
 
 
 @dataclass
@@ -101,7 +101,7 @@ class ScriptedModel:
         self.requests.append(request)
         await asyncio.sleep(0)
         if request.is_summary:
-            step: Step = self.summarize  # type: ignore[assignment]
+            step: Step = self.summarize
         else:
             step = self.queue.popleft() if self.queue else self.default
         if isinstance(step, Held):
@@ -112,7 +112,7 @@ class ScriptedModel:
             step = step(request.messages)
         if isinstance(step, BaseException):
             raise step
-        return step  # type: ignore[return-value]
+        return step
 
 
 class RecordingNarrator:

@@ -13,8 +13,6 @@ from bot.game.core import Game
 from bot.store import Database, Store
 from tests.support.doubles import RecordingNarrator
 
-SUMMARY_MARK = "You keep the campaign notes"
-
 
 def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for fast tests: short windows, no cooldown, data in ``tmp_path``."""

@@ -40,6 +40,7 @@ async def test_streamed_tool_call_reassembles() -> None:
                 usage = chunk.usage
             for choice in chunk.choices:
                 for tc in choice.delta.tool_calls or []:
+                    assert tc.function is not None
                     args += tc.function.arguments or ""
         assert args == '{"expression": "1d20+5"}'
         assert usage is not None and usage.total_tokens > 0

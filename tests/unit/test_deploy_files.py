@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not among the dev dependencies
 
 from bot.__main__ import COMMANDS, build_parser
 from bot.config import Settings

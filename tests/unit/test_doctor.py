@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.doctor import Check, check_heartbeat, discord_token_check
+from bot.doctor import Check, Status, check_heartbeat, discord_token_check
 
 GOOD = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
 
@@ -45,5 +45,6 @@ def test_heartbeat_age_against_the_limit(tmp_path: Path) -> None:
 
 
 def test_report_lines_align() -> None:
-    tags = {Check(s, "x", "y").line()[:7] for s in ("ok", "warn", "FAIL")}
+    statuses: tuple[Status, ...] = ("ok", "warn", "FAIL")
+    tags = {Check(s, "x", "y").line()[:7] for s in statuses}
     assert tags == {"[ ok ] ", "[warn] ", "[FAIL] "}

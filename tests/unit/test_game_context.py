@@ -17,7 +17,7 @@ from bot.game.context import (
     render_history,
     system_prompt,
 )
-from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary
+from bot.models import Campaign, Character, GuildConfig, StoryMessage, StoryRole, Summary
 
 CONFIG = GuildConfig(guild_id=1, model="gpt-4o-mini", temperature=0.8, max_tokens=500, turn_mode="batch",
                      turn_window_seconds=6, allowed_channel_ids=(), ignored_prefixes=("!",),
@@ -26,9 +26,9 @@ CONFIG = GuildConfig(guild_id=1, model="gpt-4o-mini", temperature=0.8, max_token
 CAMPAIGN = Campaign(1, 1, 10, "The Sunken Crypt", "A drowned temple", "grim", "active", 1, 0.0)
 
 
-def story(i: int, role: str = "player", tokens: int = 10, turn: int = 1, content: str | None = None,
+def story(i: int, role: StoryRole = "player", tokens: int = 10, turn: int = 1, content: str | None = None,
           who: str | None = "Aria") -> StoryMessage:
-    return StoryMessage(id=i, campaign_id=1, turn=turn, role=role, author_id=5 if role == "player" else None,  # type: ignore[arg-type]
+    return StoryMessage(id=i, campaign_id=1, turn=turn, role=role, author_id=5 if role == "player" else None,
                         author_name="bob" if role == "player" else "DM",
                         character_name=who if role == "player" else None,
                         content=content or f"m{i}", token_count=tokens, state="answered", created_at=0.0)

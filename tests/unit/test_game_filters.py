@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,10 @@ CONFIG = GuildConfig(guild_id=1, model="gpt-4o-mini", temperature=0.8, max_token
                      content_rating="teen")
 
 
-def msg(content: str, **kw: object) -> IncomingMessage:
-    base: dict[str, object] = dict(guild_id=1, channel_id=10, author_id=5, author_name="bob", content=content)
+def msg(content: str, **kw: Any) -> IncomingMessage:
+    base: dict[str, Any] = dict(guild_id=1, channel_id=10, author_id=5, author_name="bob", content=content)
     base.update(kw)
-    return IncomingMessage(**base)  # type: ignore[arg-type]
+    return IncomingMessage(**base)
 
 
 def verdict(content: str, config: GuildConfig = CONFIG, limit: int = 100, **kw: object) -> tuple[str, str]:

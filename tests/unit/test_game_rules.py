@@ -42,12 +42,14 @@ def test_lowering_the_maximum_lowers_current_hit_points_with_it() -> None:
 def test_edit_texts_are_cleaned_and_unknown_or_mistyped_fields_refused() -> None:
     assert rules.check_sheet_edit({"name": "  Aria  ", "notes": "owes\nthe guild"}, hp=1, max_hp=1) == {
         "name": "Aria", "notes": "owes\nthe guild"}
-    for changes, sentence in [({"name": "x" * 41}, "`name` must be 1 to 40 characters of plain text."),
-                              ({"char_class": ""}, "`class` must be 1 to 40 characters of plain text."),
-                              ({"backstory": "y" * 1001}, "`backstory` must be up to 1000 characters of plain text."),
-                              ({"level": "3"}, "`level` must be a whole number."),
-                              ({"ac": True}, "`ac` must be a whole number."),
-                              ({"player_id": 5}, "`player_id` can't be edited.")]:
+    refused: list[tuple[dict[str, object], str]] = [
+        ({"name": "x" * 41}, "`name` must be 1 to 40 characters of plain text."),
+        ({"char_class": ""}, "`class` must be 1 to 40 characters of plain text."),
+        ({"backstory": "y" * 1001}, "`backstory` must be up to 1000 characters of plain text."),
+        ({"level": "3"}, "`level` must be a whole number."),
+        ({"ac": True}, "`ac` must be a whole number."),
+        ({"player_id": 5}, "`player_id` can't be edited.")]
+    for changes, sentence in refused:
         with pytest.raises(UserInputError) as raised:
             rules.check_sheet_edit(changes, hp=1, max_hp=1)
         assert str(raised.value) == sentence

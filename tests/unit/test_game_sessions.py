@@ -27,6 +27,7 @@ from bot.game.session import GameSession, LiveSession
 from bot.game.turns import ManualClock
 from bot.llm.errors import ServiceUnavailable
 from bot.store import Database, Store
+from tests.support.checks import present
 from tests.support.doubles import Held, RecordingNarrator, ScriptedModel, advance, reply, settle, until
 
 WHERE = ChannelRef(guild_id=7, channel_id=70)
@@ -388,7 +389,7 @@ async def test_sheet_changes_persist_show_and_reach_the_next_prompt(tmp_path: Pa
         assert turn.text.startswith("A dart hits Borin.") and "Borin: HP 12 → 8/12; +prone" in turn.text
         borin = await env.game.character(WHERE, name="borin")
         assert (borin.hp, borin.conditions) == (8, ("prone",))
-        assert (await env.store.characters.get(borin.id)).hp == 8  # type: ignore[union-attr]
+        assert present(await env.store.characters.get(borin.id)).hp == 8
         await env.act(ANN, "I help Borin up", mentions_bot=True)
         await env.settle()
         last = env.model.turn_requests[-1].messages
@@ -539,7 +540,7 @@ async def test_a_failed_fold_changes_nothing_and_is_retried_later(tmp_path: Path
         assert turn_of_first_attempt is not None
         assert len(attempts) == 2 and i + 1 - turn_of_first_attempt == FOLD_RETRY_TURNS
         assert history_len >= 10
-        assert (await env.store.summaries.get(1)).content == "The party found the key."  # type: ignore[union-attr]
+        assert present(await env.store.summaries.get(1)).content == "The party found the key."
         assert not env.narrator.notices  # players never hear about memory trouble
 
 
@@ -553,7 +554,7 @@ async def test_fold_runs_after_the_reply_is_delivered(tmp_path: Path) -> None:
             await release.wait()
         return await ScriptedModel.chat(model, messages, **kw)
 
-    model.chat = slow_chat  # type: ignore[method-assign]
+    model.chat = slow_chat  # type: ignore[method-assign]  # wrap the double's chat to hold the fold
     async with make_env(tmp_path, model, turn_mode="mention", history_token_budget=200,
                         summary_trigger_tokens=300, summary_token_cap=60) as env:
         await party_of(env, ANN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -18,21 +18,26 @@ BORIN = Character(id=2, campaign_id=1, player_id=6, player_name="cy", name="Bori
                   ancestry="Dwarf", hp=12, max_hp=12, conditions=("prone",))
 
 
-def ctx() -> ToolContext:
+@dataclass
+class RecordingContext(ToolContext):
+    """A ``ToolContext`` that also keeps every ``update`` call made through it."""
+
+    updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def ctx() -> RecordingContext:
     updates: list[tuple[int, dict[str, Any]]] = []
     party = [ARIA, BORIN]
 
     async def update(cid: int, **changes: Any) -> Character:
         updates.append((cid, changes))
         current = next(c for c in party if c.id == cid)
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
         new = replace(current, **fields)
         party[:] = [new if c.id == cid else c for c in party]
         return new
 
-    context = ToolContext(campaign_id=1, turn=3, party=list(party), update=update)
-    context.updates = updates  # type: ignore[attr-defined]
-    return context
+    return RecordingContext(campaign_id=1, turn=3, party=list(party), update=update, updates=updates)
 
 
 async def call(context: ToolContext, name: str, args: Any) -> dict[str, Any]:
@@ -73,7 +78,7 @@ async def test_update_character_changes_clamps_and_describes() -> None:
     assert out["sheet"]["hp"] == 0 and out["sheet"]["conditions"] == []
     assert [p.hp for p in c.party] == [10, 0]  # the context's party follows the changes
     same = await call(c, "update_character", {"character": "Borin", "hp_change": 0})
-    assert same["unchanged"] and len(c.updates) == 2  # type: ignore[attr-defined]
+    assert same["unchanged"] and len(c.updates) == 2
 
 
 @pytest.mark.parametrize("args, error", [
@@ -94,7 +99,7 @@ async def test_impossible_or_malformed_changes_become_error_results(args: dict[s
     if error is None:
         assert out["ok"]
     else:
-        assert error in out["error"] and c.updates == []  # type: ignore[attr-defined]
+        assert error in out["error"] and c.updates == []
 
 
 async def test_bad_calls_never_crash() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, cast
 
 import discord
 
@@ -13,6 +14,14 @@ from bot.models import GuildConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+EXPECTED_COMMANDS = [
+    "/campaign start", "/campaign end", "/campaign pause", "/campaign resume", "/campaign status",
+    "/campaign recap", "/campaign export",
+    "/join", "/character show", "/character edit", "/character leave",
+    "/act", "/retry", "/undo",
+    "/roll",
+    "/config show", "/config set", "/usage", "/admin sync",
+]
 
 
 def test_every_setting_is_documented() -> None:
@@ -26,7 +35,9 @@ def test_every_server_option_is_documented() -> None:
 
 
 async def test_every_slash_command_is_documented() -> None:
-    bot = DungeonMasterBot(settings=load_settings(None), store=None, llm=None, game=object())
+    # registering the commands touches neither the store, the model nor the game: stand-ins will do
+    bot = DungeonMasterBot(settings=load_settings(None), store=cast(Any, None), llm=cast(Any, None),
+                           game=cast(Any, object()))
     for name in COGS:
         await bot.load_extension(name)
     names: list[str] = []
@@ -35,7 +46,8 @@ async def test_every_slash_command_is_documented() -> None:
             names += [f"/{command.name} {sub.name}" for sub in command.commands]
         else:
             names.append(f"/{command.name}")
-    assert len(names) >= 17
+    # counted by hand from the decorators in cogs/ (campaign 7, character 4, play 3, dice 1, admin 4)
+    assert sorted(names) == sorted(EXPECTED_COMMANDS) and len(names) == 19
     undocumented = []
     for full in names:
         group, _, sub = full.partition(" ")

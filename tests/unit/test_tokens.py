@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -23,7 +24,7 @@ SAMPLES = {
     "  indented\n\nnew lines 12345678 don't": (11, 12),
 }
 
-MESSAGES = [
+MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are the Dungeon Master."},
     {"role": "user", "content": "I sneak past the guard.", "name": "alice"},
     {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
