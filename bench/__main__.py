@@ -337,10 +337,10 @@ async def bench_memory(url: str, channels: int) -> dict[str, Any]:
             gc.collect()
             before = rss_kib()
             for c in range(1, channels + 1):
-                await game._session(10_000 + c)
+                await game.registry.get(10_000 + c)
             gc.collect()
             after = rss_kib()
-            loaded = len(game.sessions)
+            loaded = len(game.registry.sessions)
     return {"sessions": loaded, "rss_kib_total": after - before,
             "kib_per_session": round((after - before) / max(1, loaded), 1)}
 
@@ -401,7 +401,7 @@ async def bench_replay(url: str, speed: float) -> dict[str, Any]:
                     1, 55, int(m["author_id"]) % 2**62, m["author_name"], m["content"], m["message_id"],
                     author_is_bot=m["author_bot"], created_at=m["created_at"]))
                 queued += intake.status == "queued"
-            while any(s.pending or s.busy for s in game.sessions.values()):
+            while any(live.state.pending or live.state.busy for live in game.registry.sessions.values()):
                 await asyncio.sleep(0.05)
             wall = time.perf_counter() - start
             prompt_tokens = sum(count_message_tokens(p) for p in llm.prompts)

@@ -39,7 +39,7 @@ from bot.game.api import (
 from bot.game.campaign import CampaignCommands, require_manager
 from bot.game.configs import ServerConfigs
 from bot.game.dice import make_roll
-from bot.game.errors import NotAllowed
+from bot.game.errors import EmptyReply, NotAllowed
 from bot.game.intake import ActionIntake
 from bot.game.ledger import UsageLedger
 from bot.game.memory import MemoryKeeper
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_GRACE_SECONDS = 10.0  # how long close() lets a running turn finish
 DRAIN_SECONDS = 60.0
+RETRY_EMPTY_MESSAGE = "The DM found no new words this time; the old reply stands. Try /retry again later."
 
 __all__ = ["CLOSE_GRACE_SECONDS", "Game"]
 
@@ -202,7 +203,10 @@ class Game:
         ``BudgetExhausted``, ``EmptyReply`` or an ``LLMError``; on failure the old reply stays."""
         live = await self.registry.require(where.channel_id)
         require_manager(live.state, actor, "regenerate the DM's reply")
-        await self.pipeline.retry(live)
+        try:
+            await self.pipeline.retry(live)
+        except EmptyReply as exc:
+            raise EmptyReply(player_message=RETRY_EMPTY_MESSAGE) from exc
 
     async def undo(self, where: ChannelRef, actor: Actor) -> UndoResult:
         """Take back the newest turn: its actions, table notes and reply leave the story (kept in the

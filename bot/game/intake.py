@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 from bot.config import Settings
-from bot.game.api import IncomingMessage, Intake
+from bot.game.api import IncomingMessage, Intake, IntakeReason
 from bot.game.configs import ServerConfigs
 from bot.game.errors import NO_CAMPAIGN_MESSAGE, PAUSED_MESSAGE, QUEUE_FULL_MESSAGE, BudgetExhausted, cooldown_message
 from bot.game.filters import classify
@@ -58,6 +58,8 @@ class ActionIntake:
         if verdict.status == "refused":
             return Intake("refused", verdict.reason, verdict.message)
         live = await self.registry.get(msg.channel_id)
+        if live is None and self.registry.closing:
+            return await self._store_for_the_next_start(msg)
         if live is None:
             if msg.explicit_action:
                 return Intake("refused", "no_campaign", NO_CAMPAIGN_MESSAGE)
@@ -106,3 +108,20 @@ class ActionIntake:
         session.collector.add(now, msg.author_id)
         live.worker.kick()
         return Intake("queued", "action", story_message_id=stored.id)
+
+    async def _store_for_the_next_start(self, msg: IncomingMessage) -> Intake:
+        """The process is shutting down and loads no session: store the action as pending (it is
+        answered as a recovered turn after the restart), or ignore it as usual without a campaign."""
+        campaign = await self.store.campaigns.live_in_channel(msg.channel_id)
+        if campaign is None or campaign.status != "active":
+            reason: IntakeReason = "no_campaign" if campaign is None else "paused"
+            return Intake("ignored", reason)
+        character = await self.store.characters.for_player(campaign.id, msg.author_id)
+        config = await self.configs.get(campaign.guild_id)
+        text = msg.content.strip()
+        stored, new = await self.store.story.add_action(
+            campaign_id=campaign.id, turn=campaign.turn + 1, author_id=msg.author_id,
+            author_name=msg.author_name[:PLAYER_NAME_MAX], character_name=character.name if character else None,
+            content=text, token_count=self.count(text, config.model), platform_message_id=msg.message_id,
+            created_at=msg.created_at)
+        return Intake("queued" if new else "ignored", "action" if new else "duplicate", story_message_id=stored.id)

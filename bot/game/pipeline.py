@@ -18,6 +18,7 @@ where it has state, one module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -121,22 +122,26 @@ class TurnPipeline:
         return True
 
     async def retry(self, live: LiveSession) -> None:
-        """Regenerate the newest turn's reply from the same actions. Raises ``NothingToUndo`` and any
+        """Regenerate the newest turn's reply from the same actions; which turn that is is decided
+        under the session's lock, after any running turn or undo. Raises ``NothingToUndo`` and any
         ``BotError`` of the run (the old reply then stays)."""
-        last = live.state.last_turn()
-        await self.run(live, TurnRequest(last.actions, "retry", replacing=last))
+        await self.run(live, TurnRequest((), "retry"))
 
     async def notice(self, channel_id: int, text: str) -> None:
         """Tell a channel something as the table's DM (errors, budgets): ``DMReply(kind="notice")``."""
         await self.narrator.deliver(DMReply(channel_id=channel_id, text=text, kind="notice"))
 
     async def run(self, live: LiveSession, request: TurnRequest) -> None:
-        """Run every step for ``request`` under the session's lock. Raises ``BotError`` (nothing
-        committed; sheets put back) or, for a bug, anything else (likewise nothing committed)."""
+        """Run every step for ``request`` under the session's lock (a "retry" request names no
+        actions: it answers the newest turn as it stands once the lock is held). Raises ``BotError``
+        (nothing committed; sheets put back) or, for a bug, anything else (likewise)."""
         session = live.state
         closed_at = time.perf_counter()
         talk = Conversation()
         async with session.lock:
+            if request.kind == "retry" and request.replacing is None:
+                last = session.last_turn()  # raises NothingToUndo
+                request = TurnRequest(last.actions, "retry", replacing=last)
             session.busy = True
             try:
                 at_start = live.sheets.snapshot()
@@ -151,12 +156,17 @@ class TurnPipeline:
                     tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update)
                     prompt = self.context(session, request)
                     text = await self.converse(session, prompt, tools, talk)
-                    await self.commit(session, request, turn, text, tools)
-                except Exception:
-                    await live.sheets.restore(at_start)
+                    notes, dm = await self.commit(session, request, turn, text, tools)
+                except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
                     if request.replacing is not None:
                         live.sheets.put_back(request.replacing.turn, replaced_sheets)
+                    with contextlib.suppress(Exception):
+                        await live.sheets.restore(at_start)
                     raise
+                if request.replacing is None:
+                    session.answered(request.actions, turn, notes, dm)
+                else:
+                    session.replaced(request.replacing, notes, dm)
                 live.sheets.record(turn, before)
                 session.last_active = self.clock.now()
                 self.timings.append(TurnTiming(session.channel_id, turn, closed_at, time.perf_counter(),
@@ -197,9 +207,10 @@ class TurnPipeline:
         return checked
 
     async def commit(self, session: GameSession, request: TurnRequest, turn: int, text: str,
-                     tools: ToolContext) -> None:
+                     tools: ToolContext) -> tuple[list[StoryMessage], StoryMessage]:
         """One transaction: the actions answered (or the old reply replaced), the table notes, the
-        rolls, the reply and the campaign's turn counter; then the session's memory follows."""
+        rolls, the reply and the campaign's turn counter. Returns the stored notes and reply (the
+        session's memory follows them once this returns)."""
         model = session.config.model
         texts = ([rolls_note(tools.rolls)] if tools.rolls else []) + ([changes_note(tools.changes)]
                                                                       if tools.changes else [])
@@ -210,10 +221,7 @@ class TurnPipeline:
             dm_token_count=self.notes.count(text, model), rolls=tools.rolls,
             notes=self.notes.counted(texts, model), replaces_dm_message_id=last.dm.id if last else None,
             replaces_message_ids=[m.id for m in last.notes] if last else [])
-        if last is None:
-            session.answered(request.actions, turn, notes, dm)
-        else:
-            session.replaced(last, notes, dm)
+        return notes, dm
 
     async def deliver(self, session: GameSession, request: TurnRequest, turn: int, text: str,
                       tools: ToolContext) -> None:

@@ -56,9 +56,14 @@ class SessionRegistry:
         self._loading: dict[int, asyncio.Lock] = {}
         self._no_campaign: dict[int, float] = {}
         self._evictor: asyncio.Task[None] | None = None
+        self.closing = False
 
     async def get(self, channel_id: int) -> LiveSession | None:
-        """The channel's session, loading it on first use; None without a live campaign."""
+        """The channel's session, loading it on first use; None without a live campaign, and for
+        every channel once ``close`` began (the intake then stores a message for the next start, so
+        it is answered once, after the restart)."""
+        if self.closing:
+            return None
         live = self.sessions.get(channel_id)
         if live is not None:
             return live
@@ -69,7 +74,7 @@ class SessionRegistry:
         try:
             async with lock:
                 live = self.sessions.get(channel_id)
-                if live is None:
+                if live is None and not self.closing:
                     live = await self._load(channel_id)
                 return live
         finally:
@@ -110,6 +115,8 @@ class SessionRegistry:
                             timings=TurnTimings(s.turn_extend_seconds, s.turn_max_window_seconds),
                             now=self.clock.now())
         live = self.assemble(state)
+        if self.closing:  # close() began while this loaded
+            return None
         self.sessions[channel_id] = live
         if pending:
             live.worker.kick()
@@ -133,7 +140,9 @@ class SessionRegistry:
             self._evictor = asyncio.create_task(self._evict_loop(), name="session-evictor")
 
     async def close(self, grace_s: float) -> None:
-        """Stop eviction and close every session; running turns get up to ``grace_s`` seconds."""
+        """Stop eviction and close every session; running turns get up to ``grace_s`` seconds. No
+        session loads from now on."""
+        self.closing = True
         if self._evictor is not None:
             self._evictor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

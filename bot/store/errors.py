@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from bot.errors import BotError
 
+TRY_AGAIN = "Something changed at the table while that happened. Please try again."
+
 
 class StoreConflict(BotError):
-    """A write conflicts with a row that already exists (a unique rule of the schema)."""
+    """A write conflicts with a row that already exists (a unique rule of the schema). The core
+    turns each into its own sentence; one that escapes it shows players only ``TRY_AGAIN``."""
+
+    player_message_default = TRY_AGAIN
+
+    @property
+    def player_message(self) -> str:
+        """Never the internal text: ``TRY_AGAIN``."""
+        return TRY_AGAIN
 
 
 class CampaignExists(StoreConflict):
@@ -43,4 +53,10 @@ class NameTaken(StoreConflict):
 
 
 class RecordMissing(BotError):
-    """A row the caller named by id does not exist (deleted meanwhile, or a wrong id)."""
+    """A row the caller named by id does not exist (deleted meanwhile, or a wrong id). Players see
+    only ``TRY_AGAIN``."""
+
+    @property
+    def player_message(self) -> str:
+        """Never the internal text: ``TRY_AGAIN``."""
+        return TRY_AGAIN

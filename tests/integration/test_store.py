@@ -203,3 +203,11 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
         assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale.", 3)]
         columns = [r["name"] for r in await db.fetchall("PRAGMA table_info(story_messages)")]
         assert "summarized" not in columns
+
+
+def test_store_errors_that_escape_the_core_show_players_no_internals() -> None:
+    from bot.store.errors import TRY_AGAIN, NameTaken, RecordMissing
+
+    assert RecordMissing("no character 5").player_message == TRY_AGAIN
+    assert NameTaken("Aria").player_message == TRY_AGAIN
+    assert str(RecordMissing("no character 5")) == "no character 5"  # the log keeps the detail

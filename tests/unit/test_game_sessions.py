@@ -19,7 +19,7 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.errors import BotError, UserInputError
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
-from bot.game.core import Game
+from bot.game.core import RETRY_EMPTY_MESSAGE, Game
 from bot.game.errors import FAILED_TURN_NOTICE, EmptyReply, NoCampaign, NotAllowed, NothingToUndo, NotInParty
 from bot.game.guard import CORRECTIVE_NOTE
 from bot.game.memory import FOLD_RETRY_TURNS, SUMMARY_MARKER
@@ -432,6 +432,74 @@ async def test_retry_replaces_the_reply_and_its_effects(tmp_path: Path) -> None:
         assert "Sheet changes: Borin: HP 12 → 10/12" in export
         usage = await env.game.usage(WHERE)
         assert usage.campaign_all_time and usage.campaign_all_time[0].requests == 4
+
+
+async def test_retry_asked_while_a_turn_runs_regenerates_that_turn_not_the_one_before(tmp_path: Path) -> None:
+    """Which turn /retry regenerates is decided once the running turn has finished (under the lock)."""
+    second = Held(reply("", ("update_character", {"character": "Borin", "hp_change": -3})))
+    model = ScriptedModel()
+    model.push(reply("", ("update_character", {"character": "Borin", "hp_change": -4})), reply("Turn one."),
+               second, reply("Turn two."), reply("Turn two, again."))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN, BOB)
+        await env.act(BOB, "I trip the wire", mentions_bot=True)
+        await env.settle()
+        await env.act(BOB, "I trip it again", mentions_bot=True)
+        await asyncio.wait_for(second.started.wait(), 5)
+        retrying = asyncio.create_task(env.game.retry(WHERE, GM))
+        await until(lambda: env.session().lock.locked() and not retrying.done(), "the retry to wait for the lock")
+        second.release.set()
+        await asyncio.wait_for(retrying, 5)
+        assert [(r.kind, r.turn, r.text) for r in env.narrator.turns] == [
+            ("turn", 1, "Turn one.\n\n*Sheets: Borin: HP 12 → 8/12*"),
+            ("turn", 2, "Turn two.\n\n*Sheets: Borin: HP 8 → 5/12*"),
+            ("retry", 2, "Turn two, again.")]
+        assert (await env.game.character(WHERE, name="Borin")).hp == 8  # turn 2's damage undone, turn 1's kept
+
+
+async def test_an_empty_retry_keeps_the_old_reply_and_says_so(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    model.push(reply("The original."), reply(""), reply(""))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN)
+        await env.act(ANN, "I look", mentions_bot=True)
+        await env.settle()
+        with pytest.raises(EmptyReply) as raised:
+            await env.game.retry(WHERE, GM)
+        assert raised.value.player_message == RETRY_EMPTY_MESSAGE
+        dm = [m.content for m in await env.store.story.transcript(1) if m.role == "dm"]
+        assert dm == ["The original."]
+
+
+async def test_a_message_during_shutdown_is_stored_for_the_next_start_and_answered_once(tmp_path: Path) -> None:
+    """The closing process loads no new session (the old code reloaded one that answered the running
+    turn's actions a second time); the late message is stored and answered after the restart."""
+    held = Held(reply("Finishing the turn."))
+    model = ScriptedModel()
+    model.push(held)
+    other = ChannelRef(guild_id=7, channel_id=71)
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN)
+        await env.game.start_campaign(other, GM, title="Elsewhere")
+        await env.game.registry.evict_idle()  # nothing idle long enough: both stay
+        await env.act(ANN, "I act", mentions_bot=True)
+        await asyncio.wait_for(held.started.wait(), 5)
+        closing = asyncio.create_task(env.game.close(grace_s=5))
+        await until(lambda: env.game.registry.closing, "close() to begin")
+        late = await env.act(ANN, "I act during shutdown", mentions_bot=True)
+        assert (late.status, late.reason) == ("queued", "action")
+        assert await env.game.registry.get(other.channel_id) is None
+        held.release.set()
+        await asyncio.wait_for(closing, 5)
+        assert [r.text for r in env.narrator.turns] == ["Finishing the turn."]
+        assert env.game.registry.sessions == {}
+        assert [m.content for m in await env.store.story.pending(1)] == ["I act during shutdown"]
+    after = ScriptedModel()
+    after.push(reply("The late action, answered."))
+    async with make_env(tmp_path, after, turn_mode="mention") as env:
+        await env.settle()
+        assert [(r.kind, r.text, r.answered_message_ids) for r in env.narrator.turns] == [
+            ("recovered", "The late action, answered.", (1002,))]
 
 
 async def test_undo_takes_back_the_turn_and_its_sheet_changes(tmp_path: Path) -> None:
