@@ -14,6 +14,12 @@ StoryRole = Literal["player", "dm", "system"]
 # undone: removed from the story by /undo (kept for the audit trail, never sent to the model).
 MessageState = Literal["pending", "answered", "undone"]
 TurnMode = Literal["batch", "mention"]
+LoreKind = Literal["npc", "place", "faction", "item", "quest", "fact"]
+QuestStatus = Literal["open", "done", "failed"]
+# Who changed the lorebook: the DM (the model's tools), a memory fold's extraction, a player, an admin.
+LoreAuthor = Literal["dm", "extract", "player", "admin"]
+LoreAction = Literal["create", "update", "forget", "revert"]
+SearchSource = Literal["story", "chapter", "lore"]
 ContentRating = Literal["family", "teen", "mature"]
 
 
@@ -212,3 +218,94 @@ class CampaignStatusReport:
     turn_mode: TurnMode = "batch"
     model: str = ""
     unsummarised_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    """One chapter of the chronicle: a permanent summary of exactly one folded span of story.
+
+    Attributes:
+        number: 1, 2, ... in story order, per campaign.
+        first_turn, last_turn: the turns the span covers.
+        through_message_id: the last story message id the chapter covers.
+        started_at, ended_at: UNIX seconds of the span's first and last message.
+        token_count: tokens of ``content``.
+    """
+
+    id: int
+    campaign_id: int
+    number: int
+    first_turn: int
+    last_turn: int
+    through_message_id: int
+    started_at: float
+    ended_at: float
+    content: str
+    token_count: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoreEntry:
+    """A lorebook entry: something the DM must not forget.
+
+    Attributes:
+        kind: npc, place, faction, item, quest or fact.
+        aliases: other names it goes by (matched like the name).
+        description: a short text, at most ``bot.game.rules.LORE_DESCRIPTION_TOKENS`` tokens.
+        status: for quests, "open", "done" or "failed"; None for other kinds.
+        secret: a DM secret the players never see (not in /lore, search, recap or their export).
+        pinned: always in the DM's prompt, named or not.
+        created_by_kind, created_by: who made it (a user id for players and admins).
+        created_turn: the turn it was made in (undo of that turn removes it).
+        last_named_turn: the latest turn whose actions or story named it (for ranking).
+        edited_by_people: a player or an admin changed it; a fold's extraction never overwrites it.
+    """
+
+    id: int
+    campaign_id: int
+    kind: LoreKind
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    token_count: int = 0
+    status: QuestStatus | None = None
+    secret: bool = False
+    pinned: bool = False
+    created_by_kind: LoreAuthor = "dm"
+    created_by: int | None = None
+    created_turn: int = 0
+    last_named_turn: int = 0
+    edited_by_people: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoreRevision:
+    """One change of a lorebook entry, with who made it and the entry as it was after it (``snapshot``
+    is a ``LoreEntry`` as a dict, or None after ``forget``)."""
+
+    id: int
+    entry_id: int
+    campaign_id: int
+    turn: int
+    action: LoreAction
+    author_kind: LoreAuthor
+    author_id: int | None
+    author_name: str
+    snapshot: dict[str, Any] | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result of a campaign search: where it is (``source`` and the row id), the turn (story),
+    chapter number (chapter) or entry name (lore), and a short snippet with the match marked."""
+
+    source: SearchSource
+    ref_id: int
+    turn: int | None
+    label: str
+    snippet: str
+    rank: float

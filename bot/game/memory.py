@@ -183,7 +183,7 @@ class MemoryKeeper:
             async with session.lock:
                 if [m.id for m in session.history[:len(plan.messages)]] != [m.id for m in plan.messages]:
                     raise FoldAbandoned("the story changed (undo/retry) while summarising")
-                summary = await self.store.summaries.fold(
+                summary, _chapter = await self.store.summaries.fold(
                     session.campaign.id, content=text, token_count=self.count(text, session.config.model),
                     through_message_id=plan.through_id)
                 session.set_summary(summary, len(plan.messages))

@@ -1,15 +1,18 @@
 """Persistence in SQLite. All SQL of the bot lives in this package; callers use named methods.
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
-``summaries``, ``usage``, ``guild_config``.
+``summaries``, ``chapters``, ``lore``, ``search``, ``usage``, ``guild_config``.
 """
 
 from __future__ import annotations
 
 from bot.store.campaigns import CampaignStore
+from bot.store.chapters import ChapterDraft, ChapterStore
 from bot.store.characters import CharacterStore
 from bot.store.db import Database, MigrationError
 from bot.store.guild_config import GuildConfigStore, default_guild_config
+from bot.store.lore import LoreStore
+from bot.store.search import SearchStore
 from bot.store.story import StoryStore
 from bot.store.summaries import SummaryStore
 from bot.store.usage import UsageStore, utc_day
@@ -24,8 +27,11 @@ class Store:
         self.characters = CharacterStore(db)
         self.story = StoryStore(db)
         self.summaries = SummaryStore(db)
+        self.chapters = ChapterStore(db)
+        self.lore = LoreStore(db)
+        self.search = SearchStore(db)
         self.usage = UsageStore(db)
         self.guild_config = GuildConfigStore(db)
 
 
-__all__ = ["Database", "MigrationError", "Store", "default_guild_config", "utc_day"]
+__all__ = ["ChapterDraft", "Database", "MigrationError", "Store", "default_guild_config", "utc_day"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.models import Summary
+from bot.models import Chapter, Summary
+from bot.store.chapters import ChapterDraft, insert_chapter
 from bot.store.db import Database
 
 
@@ -21,11 +22,13 @@ class SummaryStore:
             " WHERE campaign_id = ?", (campaign_id,))
         return Summary(*row) if row else None
 
-    async def fold(self, campaign_id: int, *, content: str, token_count: int,
-                   through_message_id: int) -> Summary:
-        """Replace the summary, which now covers every message up to ``through_message_id``. Nothing
-        is deleted: the transcript keeps every message."""
+    async def fold(self, campaign_id: int, *, content: str, token_count: int, through_message_id: int,
+                   chapter: ChapterDraft | None = None) -> tuple[Summary, Chapter | None]:
+        """Replace the summary, which now covers every message up to ``through_message_id``, and
+        write ``chapter`` (the folded span's permanent summary) in the same transaction. Nothing is
+        deleted: the transcript keeps every message. Returns the summary and the stored chapter."""
         now = time.time()
+        stored: Chapter | None = None
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
@@ -33,4 +36,6 @@ class SummaryStore:
                 " token_count = excluded.token_count, through_message_id = excluded.through_message_id,"
                 " updated_at = excluded.updated_at",
                 (campaign_id, content, token_count, through_message_id, now))
-        return Summary(campaign_id, content, token_count, through_message_id, now)
+            if chapter is not None:
+                stored = await insert_chapter(conn, campaign_id, chapter, now)
+        return Summary(campaign_id, content, token_count, through_message_id, now), stored

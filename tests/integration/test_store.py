@@ -198,7 +198,7 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
                          " state, created_at, summarized) VALUES (1, 1, 'dm', 'DM', 'The old tale.', 3,"
                          " 'answered', 0, 1)")
     async with Database.open(path, migrate=True) as db:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == 3
         story = await Store(db).story.transcript(1)
         assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale.", 3)]
         columns = [r["name"] for r in await db.fetchall("PRAGMA table_info(story_messages)")]

@@ -1,0 +1,69 @@
+"""Search over a whole campaign: the story, the chronicle's chapters and the lorebook, through
+SQLite's FTS5 indexes (kept in step by triggers, see migration 0003) ranked by bm25.
+
+What people type is never FTS5 syntax: each word becomes a quoted term (all must match; a word may
+be the start of a longer one), so quotes, colons and operators in a query are just text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.models import SearchHit
+from bot.store.db import Database
+
+MAX_TERMS = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+SNIPPET_TOKENS = 12  # words around the match in a snippet
+
+
+def match_expression(query: str) -> str | None:
+    """The FTS5 MATCH text for what a person typed: up to ``MAX_TERMS`` quoted prefix terms, all
+    required; None when the query holds no word."""
+    words = _WORD.findall(query)[:MAX_TERMS]
+    if not words:
+        return None
+    return " ".join(f'"{w}"*' for w in words)
+
+
+class SearchStore:
+    """Full-text queries over ``story_fts``, ``chapters_fts`` and ``lore_fts``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def search(self, campaign_id: int, query: str, *, include_secrets: bool = False,
+                     limit: int = 10) -> list[SearchHit]:
+        """The best ``limit`` matches of ``query`` across live story messages (not undone, not
+        pending), chapters and live lore entries (secrets only with ``include_secrets``), best first.
+        An empty or wordless query finds nothing."""
+        expression = match_expression(query)
+        if expression is None:
+            return []
+        params: tuple[Any, ...] = (expression, campaign_id, limit)
+        story = await self.db.fetchall(
+            "SELECT m.id, m.turn, m.role, COALESCE(m.character_name, m.author_name) AS who,"
+            f" snippet(story_fts, 0, '**', '**', '…', {SNIPPET_TOKENS}) AS snip, bm25(story_fts) AS rank"
+            " FROM story_fts JOIN story_messages m ON m.id = story_fts.rowid"
+            " WHERE story_fts MATCH ? AND m.campaign_id = ? AND m.state = 'answered'"
+            " ORDER BY rank LIMIT ?", params)
+        chapters = await self.db.fetchall(
+            "SELECT c.id, c.number, c.first_turn,"
+            f" snippet(chapters_fts, 0, '**', '**', '…', {SNIPPET_TOKENS}) AS snip, bm25(chapters_fts) AS rank"
+            " FROM chapters_fts JOIN chapters c ON c.id = chapters_fts.rowid"
+            " WHERE chapters_fts MATCH ? AND c.campaign_id = ? ORDER BY rank LIMIT ?", params)
+        lore = await self.db.fetchall(
+            "SELECT e.id, e.name, e.kind, e.created_turn,"
+            f" snippet(lore_fts, 2, '**', '**', '…', {SNIPPET_TOKENS}) AS snip, bm25(lore_fts) AS rank"
+            " FROM lore_fts JOIN lore_entries e ON e.id = lore_fts.rowid"
+            " WHERE lore_fts MATCH ? AND e.campaign_id = ? AND e.live = 1"
+            + ("" if include_secrets else " AND e.secret = 0") + " ORDER BY rank LIMIT ?", params)
+        hits = [SearchHit("story", r["id"], r["turn"], "DM" if r["role"] == "dm" else str(r["who"]), r["snip"],
+                          r["rank"]) for r in story]
+        hits += [SearchHit("chapter", r["id"], r["first_turn"], f"Chapter {r['number']}", r["snip"], r["rank"])
+                 for r in chapters]
+        hits += [SearchHit("lore", r["id"], r["created_turn"], f"{r['name']} ({r['kind']})",
+                           r["snip"] or r["name"], r["rank"]) for r in lore]
+        hits.sort(key=lambda h: h.rank)  # bm25: lower is better
+        return hits[:limit]
