@@ -109,11 +109,12 @@ class SessionRegistry:
                                                        after_id=summary.through_message_id if summary else 0)
         history = sorted((m for m in loaded if m.state == "answered"), key=lambda m: (m.turn, m.id))
         pending = await self.store.story.pending(campaign.id)
+        lore = await self.store.lore.live(campaign.id)
         config = await self.configs.get(campaign.guild_id)
         s = self.settings
         state = GameSession(campaign, config, party, summary, history, pending,
                             timings=TurnTimings(s.turn_extend_seconds, s.turn_max_window_seconds),
-                            now=self.clock.now())
+                            now=self.clock.now(), lore=lore)
         live = self.assemble(state)
         if self.closing:  # close() began while this loaded
             return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bot.game import context as ctxmod
 from bot.game.errors import NothingToUndo
 from bot.game.turns import TurnCollector
-from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary
+from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary
 
 if TYPE_CHECKING:
     from bot.game.memory import MemoryKeeper
@@ -61,6 +61,9 @@ class GameSession:
     Attributes:
         campaign, config, party, summary: current records (replaced, never mutated in place).
         history: answered, unsummarised story messages in story order (by turn, then id).
+        lore: the live lorebook entries (secrets included), oldest first; kept in step by every
+            lore change through ``put_lore``/``drop_lore`` (``lore_version`` counts changes, so a
+            matcher built from them knows when to rebuild).
         pending: stored actions not yet answered, oldest first.
         stalled: ids of pending actions whose turn failed; they wait for a new action or a resume.
         collector: the next turn's collection window.
@@ -76,8 +79,10 @@ class GameSession:
 
     def __init__(self, campaign: Campaign, config: GuildConfig, party: list[Character], summary: Summary | None,
                  history: list[StoryMessage], pending: list[StoryMessage], *, timings: TurnTimings,
-                 now: float) -> None:
+                 now: float, lore: list[LoreEntry] | None = None) -> None:
         self.campaign = campaign
+        self.lore: list[LoreEntry] = lore or []
+        self.lore_version = 0
         self.config = config
         self.party = party
         self.summary = summary
@@ -143,6 +148,22 @@ class GameSession:
         self.summary = summary
         self.history = self.history[folded:]
         self._system = None
+
+    def put_lore(self, entry: LoreEntry) -> None:
+        """A lorebook entry was created or changed (in place of the one with its id)."""
+        self.lore = [e for e in self.lore if e.id != entry.id] + [entry]
+        self.lore.sort(key=lambda e: e.id)
+        self.lore_version += 1
+
+    def drop_lore(self, entry_id: int) -> None:
+        """A lorebook entry was forgotten or undone."""
+        self.lore = [e for e in self.lore if e.id != entry_id]
+        self.lore_version += 1
+
+    def set_lore(self, entries: list[LoreEntry]) -> None:
+        """Replace the whole lorebook (after an undo reloaded it)."""
+        self.lore = sorted(entries, key=lambda e: e.id)
+        self.lore_version += 1
 
     def add_note(self, note: StoryMessage) -> None:
         """A table event was stored (a character joined, a roll outside a turn)."""
