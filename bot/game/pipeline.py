@@ -2,13 +2,14 @@
 recovered turn after a restart and ``/retry``.
 
     budget    the server's and the players' daily token budgets       (bot.game.ledger)
+    opening   "Previously..." after a long break, from the chronicle      (bot.game.chronicle)
     context   the prompt: cached system text, sticky history, party, actions  (bot.game.context)
     converse  the model's tool rounds, then its narration                 (bot.game.converse)
     check     the narration is usable; an empty one is asked for again once  (bot.game.guard)
     commit    one transaction: the reply, table notes, rolls, turn number (bot.store.story)
     deliver   the Narrator port shows it (Discord or the terminal)        (bot.game.api.Narrator)
     account   usage rows, failed turn or not                              (bot.game.ledger)
-    remember  maybe fold old story into the summary, in the background    (bot.game.memory)
+    remember  maybe fold old story into a chapter, in the background     (bot.game.memory)
 
 A failure before the commit changes nothing that stays: sheet changes the model's tools made are put
 back, the actions stay pending (a retry keeps the old reply), and the error propagates as a
@@ -28,7 +29,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import BotError
-from bot.game import guard
+from bot.game import chronicle, guard
 from bot.game.api import DMReply, Narrator, ReplyKind
 from bot.game.context import build_prompt
 from bot.game.converse import Conversation, converse, without_tool_rounds
@@ -144,6 +145,7 @@ class TurnPipeline:
                 request = TurnRequest(last.actions, "retry", replacing=last)
             session.busy = True
             try:
+                opening = await self.previously(session, request)
                 at_start = live.sheets.snapshot()
                 replaced_sheets = (live.sheets.take(request.replacing.turn)
                                    if request.replacing is not None else None)
@@ -171,7 +173,7 @@ class TurnPipeline:
                 session.last_active = self.clock.now()
                 self.timings.append(TurnTiming(session.channel_id, turn, closed_at, time.perf_counter(),
                                                talk.model_s, len(prompt)))
-                await self.deliver(session, request, turn, text, tools)
+                await self.deliver(session, request, turn, text, tools, opening)
             finally:
                 session.busy = False
                 await self.ledger.record(session.campaign, request.player_ids,
@@ -223,11 +225,29 @@ class TurnPipeline:
             replaces_message_ids=[m.id for m in last.notes] if last else [])
         return notes, dm
 
+    async def previously(self, session: GameSession, request: TurnRequest) -> str:
+        """The "Previously..." opening when the table comes back after ``recap_after_hours`` without
+        play (the first action's time against the last DM reply's), else "". No model call: the
+        latest chapter and the open quests (``bot.game.chronicle.previously``)."""
+        hours = self.settings.recap_after_hours
+        if not hours or request.kind == "retry" or not request.actions:
+            return ""
+        last_reply = next((m.created_at for m in reversed(session.history) if m.role == "dm"), None)
+        latest = await self.store.chapters.latest(session.campaign.id) if last_reply is None else []
+        if last_reply is None and latest:
+            last_reply = latest[-1].ended_at
+        if last_reply is None or request.actions[0].created_at - last_reply < hours * 3600:
+            return ""
+        latest = latest or await self.store.chapters.latest(session.campaign.id)
+        return chronicle.previously(latest[-1] if latest else None, session.lore)
+
     async def deliver(self, session: GameSession, request: TurnRequest, turn: int, text: str,
-                      tools: ToolContext) -> None:
-        """Hand the reply to the narrator, with its rolls and the sheet changes line."""
+                      tools: ToolContext, opening: str = "") -> None:
+        """Hand the reply to the narrator, with its rolls, the sheet changes line and, after a long
+        break, the "Previously..." opening (shown, not stored: the story keeps the narration)."""
+        shown = with_changes(text, tools.changes)
         await self.narrator.deliver(DMReply(
-            channel_id=session.channel_id, text=with_changes(text, tools.changes), turn=turn,
+            channel_id=session.channel_id, text=f"{opening}\n\n{shown}" if opening else shown, turn=turn,
             rolls=tuple(tools.rolls), campaign_id=session.campaign.id, kind=request.kind,
             answered_message_ids=tuple(a.platform_message_id for a in request.actions
                                        if a.platform_message_id is not None)))

@@ -1,4 +1,5 @@
-"""The limits of a character sheet and of campaign fields: the ONE source every path uses.
+"""The limits of a character sheet, of campaign fields and of lorebook entries: the ONE source every
+path uses.
 
 ``/join``, ``/character edit``, the model's sheet tools and the Discord commands' ``Range`` bounds all
 read these numbers, so a value one path accepts is never refused (or silently accepted) by another.
@@ -33,6 +34,19 @@ ITEM_MAX: Final = 80  # characters of one condition or item
 LIST_CHANGE_MAX: Final = 20  # items one tool call may add or remove at once
 HP_CHANGE_MAX: Final = 10_000  # largest hit-point change or value one tool call may ask for
 
+LORE_NAME_MAX: Final = 60  # characters of a lorebook entry's name or of one alias
+LORE_ALIASES_MAX: Final = 8  # aliases of one entry
+LORE_DESCRIPTION_MAX: Final = 600  # characters of an entry's description
+LORE_DESCRIPTION_TOKENS: Final = 150  # tokens of an entry's description (checked after the characters)
+LORE_EXTRACT_MAX: Final = 20  # entries one memory fold may extract
+
+LORE_NOTE_MAX: Final = 200  # characters of the note ``update_quest`` adds to a quest
+LORE_ENTRIES_MAX: Final = 5000  # live entries of one campaign's lorebook
+LORE_CHANGES_PER_TURN: Final = 12  # lorebook changes the model's tools may make in one turn
+RECALL_QUERY_MAX: Final = 200  # characters of a ``recall`` query
+RECALL_RESULTS_MAX: Final = 5  # search hits ``recall`` returns
+
+SEARCH_QUERY_MAX: Final = 200  # characters of a /campaign search query
 TITLE_MAX: Final = 100  # characters of a campaign's title
 SETTING_MAX: Final = 1500  # characters of a campaign's setting (premise)
 TONE_MAX: Final = 200  # characters of a campaign's tone

@@ -608,7 +608,8 @@ async def test_a_failed_fold_changes_nothing_and_is_retried_later(tmp_path: Path
         assert turn_of_first_attempt is not None
         assert len(attempts) == 2 and i + 1 - turn_of_first_attempt == FOLD_RETRY_TURNS
         assert history_len >= 10
-        assert present(await env.store.summaries.get(1)).content == "The party found the key."
+        assert present(await env.store.summaries.get(1)).content == "Chapter 1 (turns 1-6): The party found the key."
+        assert [(c.number, c.content) for c in await env.store.chapters.all(1)] == [(1, "The party found the key.")]
         assert not env.narrator.notices  # players never hear about memory trouble
 
 
