@@ -183,7 +183,8 @@ async def test_a_writer_in_another_process_makes_us_wait_not_fail(tmp_path: Path
 
 async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: Path) -> None:
     """A database made by the first release (migration 0001 only, with a summarised story) keeps
-    every message when 0002 drops the unused ``summarized`` column."""
+    every message and its summary through 0002 (drops ``summarized``) and 0003 (world memory), and
+    its old story is searchable."""
     import shutil
 
     first_only = tmp_path / "first"
@@ -195,12 +196,18 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
         await db.execute("INSERT INTO campaigns (id, guild_id, channel_id, title, status, created_by, created_at)"
                          " VALUES (1, 7, 70, 'Old', 'active', 1, 0)")
         await db.execute("INSERT INTO story_messages (campaign_id, turn, role, author_name, content, token_count,"
-                         " state, created_at, summarized) VALUES (1, 1, 'dm', 'DM', 'The old tale.', 3,"
+                         " state, created_at, summarized) VALUES (1, 1, 'dm', 'DM', 'The old tale of Marta.', 5,"
                          " 'answered', 0, 1)")
+        await db.execute("INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
+                         " VALUES (1, 'Long ago, Marta.', 4, 1, 0)")
     async with Database.open(path, migrate=True) as db:
         assert await db.schema_version() == 3
         story = await Store(db).story.transcript(1)
-        assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale.", 3)]
+        assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale of Marta.", 5)]
+        summary = await Store(db).summaries.get(1)
+        assert summary is not None and (summary.content, summary.through_message_id) == ("Long ago, Marta.", 1)
+        hits = await Store(db).search.search(1, "marta")  # the old story is in the new full-text index
+        assert [(h.source, h.ref_id) for h in hits] == [("story", 1)]
         columns = [r["name"] for r in await db.fetchall("PRAGMA table_info(story_messages)")]
         assert "summarized" not in columns
 
