@@ -7,7 +7,8 @@ A turn's prompt, in order::
     user/asst  the newest story messages that fit ``history_token_budget``: each past turn's actions
                and table notes as ONE user message, the DM's narration as the assistant message
                                                                               -- sticky window, see below
-    user       "[Table]: the party now: <sheets>" + this turn's actions, one line each
+    user       "[Table]: the party now: <sheets>", "[Table]: What you remember ..." (the lore block of
+               ``bot.game.lore``, within ``lore_token_budget``) + this turn's actions, one line each
 
 Why the party sheets come last rather than right after the system message (as first sketched in the
 design): hit points, conditions and items change in most combat turns; placed early, every change would
@@ -149,10 +150,10 @@ def render_history(window: Sequence[StoryMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def render_turn(party_text: str, actions: Sequence[StoryMessage], lead: str = "") -> dict[str, Any]:
+def render_turn(party_text: str, actions: Sequence[StoryMessage], lead: str = "", lore: str = "") -> dict[str, Any]:
     """The turn's last user message: ``lead`` (table notes since the last reply, if any), the party's
-    sheets, then this turn's actions, one line each, in order."""
-    parts = [lead, party_text, "\n".join(line(a) for a in actions)]
+    sheets, the lore block (``lore``, if any), then this turn's actions, one line each, in order."""
+    parts = [lead, party_text, lore, "\n".join(line(a) for a in actions)]
     return {"role": "user", "content": "\n\n".join(p for p in parts if p)}
 
 
@@ -162,7 +163,7 @@ def render_actions(actions: Sequence[StoryMessage]) -> dict[str, Any]:
 
 
 def build_prompt(system: str, window: Sequence[StoryMessage], party_text: str,
-                 actions: Sequence[StoryMessage]) -> list[dict[str, Any]]:
+                 actions: Sequence[StoryMessage], *, lore: str = "") -> list[dict[str, Any]]:
     """The whole prompt of a turn (a new list; nothing passed in is mutated).
 
     Args:
@@ -170,12 +171,14 @@ def build_prompt(system: str, window: Sequence[StoryMessage], party_text: str,
         window: history messages chosen by ``HistoryWindow.select``, oldest first.
         party_text: the cached ``party_block`` text.
         actions: this turn's actions, oldest first.
+        lore: the turn's "what you remember" block (``bot.game.lore``), "" for none; it goes in the
+            last message, after the party's sheets, so it never changes the cached prefix.
     """
     history = render_history(window)
     lead = ""
     if history and history[-1]["role"] == "user":  # table notes after the last reply: same message
         lead = history.pop()["content"]
-    return [{"role": "system", "content": system}, *history, render_turn(party_text, actions, lead)]
+    return [{"role": "system", "content": system}, *history, render_turn(party_text, actions, lead, lore)]
 
 
 def message_cost(msg: StoryMessage) -> int:

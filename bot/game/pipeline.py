@@ -3,16 +3,19 @@ recovered turn after a restart and ``/retry``.
 
     budget    the server's and the players' daily token budgets       (bot.game.ledger)
     opening   "Previously..." after a long break, from the chronicle      (bot.game.chronicle)
-    context   the prompt: cached system text, sticky history, party, actions  (bot.game.context)
+    context   the prompt: cached system text, sticky history, party, lore, actions  (bot.game.context,
+              bot.game.lore; the model's lore tools are bot.game.lore_tools)
     converse  the model's tool rounds, then its narration                 (bot.game.converse)
     check     the narration is usable; an empty one is asked for again once  (bot.game.guard)
     commit    one transaction: the reply, table notes, rolls, turn number (bot.store.story)
     deliver   the Narrator port shows it (Discord or the terminal)        (bot.game.api.Narrator)
+    named     the lorebook entries the turn named are marked with its number  (bot.game.lore)
     account   usage rows, failed turn or not                              (bot.game.ledger)
     remember  maybe fold old story into a chapter, in the background     (bot.game.memory)
 
 A failure before the commit changes nothing that stays: sheet changes the model's tools made are put
-back, the actions stay pending (a retry keeps the old reply), and the error propagates as a
+back, and so are its lorebook changes (not in a retry: there the changes stay, the old reply's and the
+retry's), the actions stay pending (a retry keeps the old reply), and the error propagates as a
 ``BotError`` (``play`` turns it into a notice to the table). A new step is one function here and,
 where it has state, one module.
 """
@@ -23,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,8 @@ from bot.game.context import build_prompt
 from bot.game.converse import Conversation, converse, without_tool_rounds
 from bot.game.errors import EmptyReply
 from bot.game.ledger import UsageLedger
+from bot.game.lore import RECENT_MESSAGES, LoreRecall
+from bot.game.lore_tools import LoreTools
 from bot.game.notes import TableNotes, changes_note, rolls_note, with_changes
 from bot.game.ports import ModelPort
 from bot.game.session import GameSession, LastTurn, LiveSession
@@ -107,6 +112,7 @@ class TurnPipeline:
         self.notes = notes
         self.clock = clock
         self.timings: deque[TurnTiming] = deque(maxlen=10_000)
+        self.lore = LoreRecall()
 
     async def play(self, live: LiveSession, actions: Sequence[StoryMessage], kind: ReplyKind) -> bool:
         """Answer pending ``actions`` (the worker's entry). Returns True when the reply was stored
@@ -149,17 +155,23 @@ class TurnPipeline:
                 at_start = live.sheets.snapshot()
                 replaced_sheets = (live.sheets.take(request.replacing.turn)
                                    if request.replacing is not None else None)
+                lore: LoreTools | None = None
                 try:
                     await self.ledger.check_budget(session.campaign.guild_id, request.player_ids)
                     if replaced_sheets:
                         await live.sheets.restore(replaced_sheets)
                     before = live.sheets.snapshot()
                     turn = request.replacing.turn if request.replacing else session.campaign.turn + 1
-                    tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update)
+                    lore = LoreTools(self.store, session, turn, self.counter(session))
+                    tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update,
+                                        lore=lore)
                     prompt = self.context(session, request)
                     text = await self.converse(session, prompt, tools, talk)
                     notes, dm = await self.commit(session, request, turn, text, tools)
                 except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
+                    if request.replacing is None and lore is not None:  # and its lorebook changes
+                        with contextlib.suppress(Exception):
+                            await lore.take_back()
                     if request.replacing is not None:
                         live.sheets.put_back(request.replacing.turn, replaced_sheets)
                     with contextlib.suppress(Exception):
@@ -174,6 +186,7 @@ class TurnPipeline:
                 self.timings.append(TurnTiming(session.channel_id, turn, closed_at, time.perf_counter(),
                                                talk.model_s, len(prompt)))
                 await self.deliver(session, request, turn, text, tools, opening)
+                await self.mark_named(session, turn, [*(a.content for a in request.actions), text])
             finally:
                 session.busy = False
                 await self.ledger.record(session.campaign, request.player_ids,
@@ -181,13 +194,32 @@ class TurnPipeline:
         live.memory.maybe_fold()
 
     # --- the steps ---------------------------------------------------------------------------------
+    def counter(self, session: GameSession) -> Callable[[str], int]:
+        """``text -> tokens`` for the session's model (the game's token counter)."""
+        model = session.config.model
+        return lambda text: self.notes.count(text, model)
+
+    async def mark_named(self, session: GameSession, turn: int, texts: Sequence[str]) -> None:
+        """After a commit: record (one query) that the lorebook entries named in ``texts`` (the
+        turn's actions and reply) were named in ``turn``. A failure is logged; the turn stands."""
+        try:
+            ids = self.lore.mark(session, turn, texts)
+            if ids:
+                await self.store.lore.mark_named(ids, turn)
+        except Exception:
+            log.exception("channel %s: could not record the lore named in turn %s", session.channel_id, turn)
+
     def context(self, session: GameSession, request: TurnRequest) -> list[dict[str, Any]]:
-        """The prompt: the story before the answered turn, within the history budget."""
+        """The prompt: the story before the answered turn, within the history budget, with the lore
+        the turn's actions and latest story name (``lore_token_budget`` tokens at most)."""
         history = session.history
         if request.replacing is not None:
             history = [m for m in history if m.turn < request.replacing.turn]
         window = session.window.select(history, self.settings.history_token_budget)
-        return build_prompt(session.system_text(), window, session.party_text(), request.actions)
+        recent = [m.content for m in history[-RECENT_MESSAGES:]]
+        lore = self.lore.choose(session, [a.content for a in request.actions], recent,
+                                budget=self.settings.lore_token_budget, count=self.counter(session))
+        return build_prompt(session.system_text(), window, session.party_text(), request.actions, lore=lore.text)
 
     async def converse(self, session: GameSession, prompt: list[dict[str, Any]], tools: ToolContext,
                        talk: Conversation) -> str:

@@ -7,6 +7,8 @@
   0..max HP (the result says when a change was clamped), removing an item the character does not
   carry is refused. Maximum HP, AC, level and names are the players' to change, not the model's.
 - ``get_character(character)``: read a sheet.
+- ``remember``, ``update_quest``, ``recall``: the lorebook (``bot.game.lore_tools``), through the
+  context's ``lore`` (absent: the tools answer with an error).
 
 Anything wrong — an unknown tool, arguments that are not a JSON object, a missing or mistyped field,
 an unknown character, an impossible change — produces ``{"error": "..."}`` for the model to read and
@@ -25,6 +27,7 @@ from typing import Any
 from bot.errors import UserInputError
 from bot.game import rules
 from bot.game.dice import make_roll
+from bot.game.lore_tools import LORE_TOOL_SCHEMAS, LoreTools
 from bot.models import Character, RollRecord
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
         "description": "Read a player character's current sheet.",
         "parameters": {"type": "object", "properties": {"character": {"type": "string"}},
                        "required": ["character"]}}},
+    *LORE_TOOL_SCHEMAS,
 ]
 
 
@@ -73,6 +77,7 @@ class ToolContext:
         rolls: rolls made this turn, in order.
         changes: one short sentence per sheet change ("Borin: HP 12 → 8"), in order.
         calls: ``(tool name, arguments text, result text)`` of every call, in order.
+        lore: the turn's lorebook tools (None: the lore tools answer with an error).
     """
 
     campaign_id: int
@@ -82,6 +87,7 @@ class ToolContext:
     rolls: list[RollRecord] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    lore: LoreTools | None = None
 
     def find(self, name: Any) -> Character | None:
         """The party member called ``name`` (case-insensitive; a first name is enough when unique)."""
@@ -230,7 +236,18 @@ async def _get_character(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
     return sheet_dict(c)
 
 
-_TOOLS = {"roll_dice": _roll_dice, "update_character": _update_character, "get_character": _get_character}
+def _lore_tool(name: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The dispatcher of one lorebook tool (performed by ``ToolContext.lore``)."""
+    async def tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        if ctx.lore is None:
+            return {"error": "the lorebook is not available in this game"}
+        return await ctx.lore.call(name, args)
+
+    return tool
+
+
+_TOOLS = {"roll_dice": _roll_dice, "update_character": _update_character, "get_character": _get_character,
+          **{name: _lore_tool(name) for name in ("remember", "update_quest", "recall")}}
 
 
 async def run_tool(ctx: ToolContext, name: str, arguments: str) -> str:

@@ -45,7 +45,7 @@ async def call(context: ToolContext, name: str, args: Any) -> dict[str, Any]:
 
 
 def test_schemas_are_valid_function_tools() -> None:
-    assert tool_names() == ["roll_dice", "update_character", "get_character"]
+    assert tool_names() == ["roll_dice", "update_character", "get_character", "remember", "update_quest", "recall"]
     for schema in TOOL_SCHEMAS:
         fn = schema["function"]
         assert schema["type"] == "function" and fn["parameters"]["type"] == "object"
