@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-COGS = ("cogs.campaign", "cogs.characters", "cogs.play", "cogs.dice", "cogs.admin")
+COGS = ("cogs.campaign", "cogs.characters", "cogs.lore", "cogs.play", "cogs.dice", "cogs.admin")
 HEARTBEAT_SECONDS = 30.0
 GENERIC_APOLOGY = "Something went wrong on the DM's side of the screen. The table's actions are safe; try again."
 EMBED_COLOUR = discord.Colour.dark_gold()

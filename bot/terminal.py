@@ -11,7 +11,11 @@ Commands (also ``Name: /command`` to run one as that player)::
 
     /start <title> [| setting [| tone]]   start a campaign in this terminal "channel"
     /join <name> <class> <ancestry> [backstory]
-    /sheet [name]   /party   /status   /recap   /export [file.md]
+    /sheet [name]   /party   /status   /recap [chapter]   /export [file.md]   /search <words>
+    /lore [kind]   /lore show <name>   /lore history <name>   /lore forget <name>
+    /lore add [secret] <kind> <name> [| description [| alias, alias]]   (kinds: npc place faction item quest fact)
+    /lore edit <name> | <field>: <value> [| ...]   (name aliases description kind status secret)
+    /lore pin <name>   /lore unpin <name>   /lore revert <name> <change number>
     /roll <dice> [reason]   /undo   /retry   /pause   /resume   /end   /help   /quit
 
 The terminal player is the campaign's admin, so every command is allowed. Commands wait until the DM
@@ -25,14 +29,17 @@ import contextlib
 import logging
 import re
 import sys
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bot.config import Settings
-from bot.errors import BotError
-from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, GameAPI, IncomingMessage
+from bot.errors import BotError, UserInputError
+from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, GameAPI, IncomingMessage, LoreEdit
+from bot.game.lorebook import LORE_KINDS, split_aliases
+from bot.models import LoreEntry, SearchHit
 
 if TYPE_CHECKING:
     from bot.game.ports import ModelPort
@@ -181,7 +188,14 @@ async def _command(game: TerminalGame, where: ChannelRef, actor: Actor, line: st
         r = await game.roll(where, actor, expr, reason)
         out.write(f"  [dice] {r.character_name or r.roller_name}: {r.breakdown}\n")
     elif cmd == "recap":
-        out.write(await game.recap(where) + "\n")
+        if arg and not arg.isdigit():
+            out.write("Usage: /recap [chapter number]\n")
+            return True
+        out.write(await game.recap(where, int(arg) if arg else None) + "\n")
+    elif cmd == "search":
+        out.write(search_lines(arg, await game.search(where, actor, arg)) + "\n")
+    elif cmd == "lore":
+        await _lore(game, where, actor, arg, out)
     elif cmd == "export":
         text = await game.export_markdown(where)
         if arg:
@@ -206,6 +220,92 @@ async def _command(game: TerminalGame, where: ChannelRef, actor: Actor, line: st
     else:
         out.write(f"Unknown command /{cmd}. /help lists them.\n")
     return True
+
+
+def entry_line(entry: LoreEntry) -> str:
+    """One lorebook entry as a terminal line: name, kind, aliases, status, marks, description."""
+    extra = [entry.kind, *([f"aka {', '.join(entry.aliases)}"] if entry.aliases else []),
+             *([entry.status] if entry.status else []), *(["pinned"] if entry.pinned else []),
+             *(["DM secret"] if entry.secret else [])]
+    return f"{entry.name} ({'; '.join(extra)})" + (f": {entry.description}" if entry.description else "")
+
+
+def search_lines(query: str, hits: Sequence[SearchHit]) -> str:
+    """Search results as terminal lines: where each hit is (turn, chapter, lore entry) and its snippet."""
+    if not hits:
+        return f"Nothing in this campaign matches '{query}'."
+    where = {"story": lambda h: f"turn {h.turn}, {h.label}", "chapter": lambda h: f"{h.label}, from turn {h.turn}",
+             "lore": lambda h: f"lorebook, {h.label}"}
+    return "\n".join(f"- [{where[h.source](h)}] {' '.join(h.snippet.split())}" for h in hits)
+
+
+LORE_EDIT_FIELDS = ("name", "aliases", "description", "kind", "status", "secret")  # what /lore edit changes
+
+
+def _lore_edit(spec: str) -> LoreEdit:
+    """``"description: A tall vampire | secret: yes"`` -> the ``LoreEdit``. Raises ``UserInputError``."""
+    fields: dict[str, Any] = {}
+    for part in spec.split("|"):
+        key, sep, value = part.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or key not in LORE_EDIT_FIELDS:
+            raise UserInputError(f"Write changes as `field: value` with a field among {', '.join(LORE_EDIT_FIELDS)}.")
+        if key == "aliases":
+            fields[key] = split_aliases(value) if value else []
+        elif key == "secret":
+            fields[key] = value.lower() in ("yes", "true", "on", "1")
+        else:
+            fields[key] = value
+    return LoreEdit(**fields)
+
+
+async def _lore(game: TerminalGame, where: ChannelRef, actor: Actor, arg: str, out: IO[str]) -> None:
+    """Run one ``/lore ...`` command (see the module docstring)."""
+    sub, _, rest = arg.partition(" ")
+    sub, rest = sub.lower(), rest.strip()
+    if sub in ("", "list") or (sub in LORE_KINDS and not rest):
+        kind = sub if sub in LORE_KINDS else (rest or None)
+        entries = await game.lore_list(where, actor, kind=kind)
+        out.write(("\n".join(f"- {entry_line(e)}" for e in entries) or "The lorebook is empty.") + "\n")
+    elif sub == "show":
+        out.write(entry_line(await game.lore_show(where, actor, rest)) + "\n")
+    elif sub == "add":
+        secret = rest.lower().startswith("secret ")
+        head, _, tail = (rest[len("secret "):] if secret else rest).partition("|")
+        kind, _, name = head.strip().partition(" ")
+        description, _, aliases = tail.partition("|")
+        if not name.strip():
+            out.write("Usage: /lore add [secret] <kind> <name> [| description [| alias, alias]]\n")
+            return
+        entry = await game.lore_add(where, actor, kind=kind.lower(), name=name, description=description.strip(),
+                                    aliases=split_aliases(aliases), secret=secret)
+        out.write(f"Added to the lorebook: {entry_line(entry)}\n")
+    elif sub == "edit":
+        name, _, spec = rest.partition("|")
+        entry = await game.lore_edit(where, actor, name, _lore_edit(spec))
+        out.write(f"Updated: {entry_line(entry)}\n")
+    elif sub == "forget":
+        entry = await game.lore_forget(where, actor, rest)
+        out.write(f"{entry.name} is out of the lorebook.\n")
+    elif sub in ("pin", "unpin"):
+        entry = await game.lore_pin(where, actor, rest, sub == "pin")
+        out.write(f"{entry.name} is {'pinned' if entry.pinned else 'no longer pinned'}.\n")
+    elif sub == "history":
+        entry, revisions = await game.lore_history(where, actor, rest)
+        out.write(f"{entry.name}, changes oldest first:\n")
+        for r in revisions:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.created_at))
+            out.write(f"  #{r.id} turn {r.turn}: {r.action} by {r.author_name or r.author_kind} "
+                      f"({r.author_kind}), {when}\n")
+    elif sub == "revert":
+        name, _, number = rest.rpartition(" ")
+        if not name.strip() or not number.lstrip("#").isdigit():
+            out.write("Usage: /lore revert <name> <change number from /lore history>\n")
+            return
+        entry = await game.lore_revert(where, actor, name, int(number.lstrip("#")))
+        out.write(f"Reverted: {entry_line(entry)}\n")
+    else:
+        out.write(f"Unknown /lore command '{sub}'. /help lists them.\n")
 
 
 async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None = None,

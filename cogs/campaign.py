@@ -1,4 +1,4 @@
-"""``/campaign start|end|pause|resume|status|recap|export``: the campaign of this channel."""
+"""``/campaign start|end|pause|resume|status|recap|search|export``: the campaign of this channel."""
 
 from __future__ import annotations
 
@@ -10,8 +10,28 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import DungeonMasterBot, respond
-from bot.game.rules import SETTING_MAX, TITLE_MAX, TONE_MAX
+from bot.game.rules import SEARCH_QUERY_MAX, SETTING_MAX, TITLE_MAX, TONE_MAX
+from bot.models import SearchHit
 from cogs._common import actor_of, status_embed, where_of
+
+
+def search_text(query: str, hits: list[SearchHit]) -> str:
+    """``/campaign search`` as Markdown: one line per hit with where it is (turn, chapter or lore
+    entry) and its snippet (the match in bold), best first."""
+    shown = discord.utils.escape_markdown(" ".join(query.split()))
+    if not hits:
+        return f"Nothing in this campaign matches “{shown}”."
+    lines = [f"**{len(hits)} result{'' if len(hits) == 1 else 's'} for “{shown}”**"]
+    for hit in hits:
+        snippet = " ".join(hit.snippet.split())
+        if hit.source == "story":
+            where = f"Turn {hit.turn} · {discord.utils.escape_markdown(hit.label)}"
+        elif hit.source == "chapter":
+            where = f"{hit.label} (from turn {hit.turn})"
+        else:
+            where = f"Lorebook · {discord.utils.escape_markdown(hit.label)}"
+        lines.append(f"• {where}: {snippet}")
+    return "\n".join(lines)
 
 
 @app_commands.guild_only()  # on the class: discord.py ignores guild_only on a GroupCog's subcommands
@@ -66,18 +86,33 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
         await respond(interaction, embed=status_embed(report))
 
     @app_commands.command(name="recap")
-    @app_commands.describe(private="Only you see the recap")
-    async def recap(self, interaction: discord.Interaction, private: bool = False) -> None:
+    @app_commands.describe(private="Only you see the recap",
+                           chapter="A chapter of the chronicle by number (default: the latest, with the latest turns)")
+    async def recap(self, interaction: discord.Interaction, private: bool = False,
+                    chapter: app_commands.Range[int, 1, 1_000_000] | None = None) -> None:
         """The story so far."""
         await interaction.response.defer(ephemeral=private, thinking=True)
-        text = await self.bot.game.recap(where_of(interaction))
+        text = await self.bot.game.recap(where_of(interaction), chapter)
         await respond(interaction, text, ephemeral=private)
 
+    @app_commands.command(name="search")
+    @app_commands.describe(query="Words or names to find (each word may be the start of a longer one)",
+                           private="Only you see the results (default)")
+    async def search(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, SEARCH_QUERY_MAX],
+                     private: bool = True) -> None:
+        """Find moments of the whole story, the chronicle and the lorebook."""
+        await interaction.response.defer(ephemeral=private, thinking=True)
+        hits = await self.bot.game.search(where_of(interaction), actor_of(interaction), query,
+                                          for_table=not private)
+        await respond(interaction, search_text(query, list(hits)), ephemeral=private)
+
     @app_commands.command(name="export")
-    async def export(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(secrets="Include the DM's secret lore entries (creator or admin)")
+    async def export(self, interaction: discord.Interaction, secrets: bool = False) -> None:
         """Download the whole story as a Markdown file."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        markdown = await self.bot.game.export_markdown(where_of(interaction))
+        markdown = await self.bot.game.export_markdown(where_of(interaction), actor_of(interaction),
+                                                       include_secrets=secrets)
         status = await self.bot.game.status(where_of(interaction))
         slug = re.sub(r"[^a-z0-9]+", "-", status.campaign.title.lower()).strip("-") or "campaign"
         file = discord.File(io.BytesIO(markdown.encode("utf-8")), filename=f"{slug}.md")

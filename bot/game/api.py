@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Protocol
 
-from bot.models import Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord, UsageReport
+from bot.models import (
+    Campaign,
+    CampaignStatusReport,
+    Character,
+    GuildConfig,
+    LoreEntry,
+    LoreRevision,
+    RollRecord,
+    SearchHit,
+    UsageReport,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,33 @@ class CharacterSheetInput:
 
 
 @dataclass(frozen=True, slots=True)
+class LoreEdit:
+    """The fields a ``/lore edit`` changes; None leaves a field as it is.
+
+    Attributes:
+        name: the new name (1..``rules.LORE_NAME_MAX`` characters).
+        kind: npc, place, faction, item, quest or fact; a quest's status is dropped when it stops being
+            a quest, and a new quest starts "open".
+        aliases: the new aliases (replace the old ones; empty clears them).
+        description: the new description (``rules.LORE_DESCRIPTION_MAX`` characters and
+            ``rules.LORE_DESCRIPTION_TOKENS`` tokens at most).
+        status: a quest's "open", "done" or "failed".
+        secret: True hides the entry from the players (creator or admin only).
+    """
+
+    name: str | None = None
+    kind: str | None = None
+    aliases: Sequence[str] | None = None
+    description: str | None = None
+    status: str | None = None
+    secret: bool | None = None
+
+    def is_empty(self) -> bool:
+        """True when nothing would change."""
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+@dataclass(frozen=True, slots=True)
 class UndoResult:
     """``/undo``: the turn that was taken back and how many story messages it held."""
 
@@ -166,11 +203,17 @@ class GameAPI(Protocol):
     async def pause_campaign(self, where: ChannelRef, actor: Actor) -> Campaign: ...
     async def resume_campaign(self, where: ChannelRef, actor: Actor) -> Campaign: ...
     async def status(self, where: ChannelRef) -> CampaignStatusReport: ...
-    async def recap(self, where: ChannelRef) -> str:
-        """The story so far (Markdown): the running summary and the latest turns, no model call."""
+    async def recap(self, where: ChannelRef, chapter: int | None = None) -> str:
+        """The story so far (Markdown, no model call): the chronicle's latest chapter (the running
+        summary before the first), the open quests and the latest turns; with ``chapter`` (1, 2, ...)
+        that chapter only. Never shows a secret (a recap may be posted to the table). Raises
+        UserInputError for a chapter that does not exist."""
         ...
-    async def export_markdown(self, where: ChannelRef) -> str:
-        """The whole transcript as a Markdown document (title, party, every turn, rolls)."""
+    async def export_markdown(self, where: ChannelRef, actor: Actor | None = None, *,
+                              include_secrets: bool = False) -> str:
+        """The whole transcript as a Markdown document (title, party, lorebook, chronicle, every
+        turn, rolls). Secret lore entries only with ``include_secrets``, which needs ``actor`` to be
+        the campaign's creator or an admin (NotAllowed otherwise)."""
         ...
 
     # --- party -----------------------------------------------------------------------------------
@@ -205,3 +248,46 @@ class GameAPI(Protocol):
         ...
     async def usage(self, where: ChannelRef) -> UsageReport: ...
 
+    # --- lorebook and search ---------------------------------------------------------------------
+    # Names match entries by name or alias, case-insensitively. Secret entries exist only for the
+    # campaign's creator and admins; for everyone else (and for any answer shown to the whole table:
+    # ``for_table=True``) they are absent, with the same sentence as an entry that does not exist.
+    async def lore_show(self, where: ChannelRef, actor: Actor, name: str, *, for_table: bool = False) -> LoreEntry:
+        """The entry called ``name``. Raises UserInputError when there is none the caller may see."""
+        ...
+    async def lore_list(self, where: ChannelRef, actor: Actor, *, kind: str | None = None,
+                        status: str | None = None, for_table: bool = False) -> Sequence[LoreEntry]:
+        """The entries the caller may see (by kind, then name), optionally of one kind (npc, place,
+        faction, item, quest, fact) or quest status (open, done, failed)."""
+        ...
+    async def lore_names(self, where: ChannelRef, actor: Actor, prefix: str = "") -> list[str]:
+        """For autocomplete: names of entries the caller may see matching ``prefix`` (at most 25)."""
+        ...
+    async def lore_add(self, where: ChannelRef, actor: Actor, *, kind: str, name: str,
+                       aliases: Sequence[str] = (), description: str = "", secret: bool = False,
+                       status: str | None = None) -> LoreEntry:
+        """Add an entry (party members; a secret one: creator or admin). Raises UserInputError for a
+        bad field or a taken name or alias, NotInParty, NotAllowed."""
+        ...
+    async def lore_edit(self, where: ChannelRef, actor: Actor, name: str, edit: LoreEdit) -> LoreEntry:
+        """Change an entry: a player their own entries and facts about their character; others'
+        entries and secrets need the creator or an admin (NotAllowed)."""
+        ...
+    async def lore_forget(self, where: ChannelRef, actor: Actor, name: str) -> LoreEntry:
+        """Take an entry out of the lorebook (kept with its history); rights as ``lore_edit``."""
+        ...
+    async def lore_pin(self, where: ChannelRef, actor: Actor, name: str, pinned: bool = True) -> LoreEntry:
+        """Pin (always in the DM's prompt) or unpin an entry; creator or admin only."""
+        ...
+    async def lore_history(self, where: ChannelRef, actor: Actor,
+                           name: str) -> tuple[LoreEntry, Sequence[LoreRevision]]:
+        """An entry and its changes, oldest first (revision ids, who, when, which turn)."""
+        ...
+    async def lore_revert(self, where: ChannelRef, actor: Actor, name: str, revision_id: int) -> LoreEntry:
+        """Put an entry back as it was after revision ``revision_id``; creator or admin only."""
+        ...
+    async def search(self, where: ChannelRef, actor: Actor, query: str, *,
+                     for_table: bool = False) -> Sequence[SearchHit]:
+        """The best matches of ``query`` across the story, the chronicle and the lorebook, with turn
+        numbers and snippets (the match between ``**``); secrets as for ``lore_show``."""
+        ...

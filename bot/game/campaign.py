@@ -32,7 +32,7 @@ def require_manager(session: GameSession, actor: Actor, what: str) -> None:
 
 
 class CampaignCommands:
-    """``/campaign start|end|pause|resume|status|recap|export``.
+    """``/campaign start|end|pause|resume|status|recap|export`` (``search``: ``bot.game.lorebook``).
 
     Args:
         store: where campaigns and the story are kept.
@@ -100,13 +100,37 @@ class CampaignCommands:
             turn_mode=session.config.turn_mode, model=session.config.model,
             unsummarised_tokens=memory.unsummarised_tokens(session.history))
 
-    async def recap(self, where: ChannelRef) -> str:
-        """The story so far (Markdown): the running summary and the latest turns; no model call."""
-        return export.recap((await self.registry.require(where.channel_id)).state)
-
-    async def export_markdown(self, where: ChannelRef) -> str:
-        """The whole transcript as Markdown (``bot.game.export.export_markdown``)."""
+    async def recap(self, where: ChannelRef, chapter: int | None = None) -> str:
+        """The story so far (Markdown, no model call): without ``chapter``, the chronicle's latest
+        chapter (the running summary before the first one), the open quests the players know of and
+        the latest turns; with ``chapter`` (1, 2, ...), that chapter only. Never shows a secret.
+        Raises ``UserInputError`` for a chapter that does not exist, and ``NoCampaign``."""
         session = (await self.registry.require(where.channel_id)).state
+        latest = await self.store.chapters.latest(session.campaign.id)
+        count = latest[-1].number if latest else 0
+        if chapter is None:
+            return export.recap(session, chapter=latest[-1] if latest else None, chapters=count)
+        found = await self.store.chapters.get(session.campaign.id, chapter)
+        if found is None:
+            raise UserInputError(f"The chronicle has chapters 1 to {count}; there is no chapter {chapter}."
+                                 if count else "The chronicle has no chapters yet: the DM writes one each "
+                                 "time it folds older story into its memory.")
+        return export.recap(session, chapter=found, chapters=count, latest_turns=False)
+
+    async def export_markdown(self, where: ChannelRef, actor: Actor | None = None, *,
+                              include_secrets: bool = False) -> str:
+        """The whole transcript as Markdown with the lorebook and the chronicle
+        (``bot.game.export.export_markdown``). ``include_secrets`` (the creator's or an admin's
+        export) lists the DM's secret entries too. Raises ``NotAllowed`` when ``include_secrets`` is
+        asked by anyone else (or without an ``actor``), and ``NoCampaign``."""
+        session = (await self.registry.require(where.channel_id)).state
+        if include_secrets:
+            if actor is None:
+                raise NotAllowed(player_message="Only the campaign's creator or a server admin can export "
+                                                "the DM's secrets.")
+            require_manager(session, actor, "export the DM's secrets")
         messages = await self.store.story.transcript(session.campaign.id)
-        return export.export_markdown(session.campaign, session.party, messages)
+        chapters = await self.store.chapters.all(session.campaign.id)
+        return export.export_markdown(session.campaign, session.party, messages, chapters=chapters,
+                                      lore=session.lore, include_secrets=include_secrets)
 

@@ -12,6 +12,7 @@ commit, deliver, account, remember) -> the adapter's ``Narrator``. Commands go t
     converse.py  tool rounds          guard.py     the check step      memory.py    MemoryKeeper
     sheets.py    SheetJournal         ledger.py    UsageLedger         notes.py     table notes
     campaign.py  CampaignCommands     party.py     PartyCommands       export.py    recap, export
+    lorebook.py  LoreCommands (/lore, search)
     configs.py   ServerConfigs        rules.py     sheet limits        options.py   /config values
 
 Permissions: end/pause/resume/undo/retry need the campaign's creator or an admin (``Actor.is_admin``
@@ -42,6 +43,7 @@ from bot.game.dice import make_roll
 from bot.game.errors import EmptyReply, NotAllowed
 from bot.game.intake import ActionIntake
 from bot.game.ledger import UsageLedger
+from bot.game.lorebook import LoreCommands, LoreEdit
 from bot.game.memory import MemoryKeeper
 from bot.game.notes import TableNotes, rolls_note
 from bot.game.options import parse_config_value
@@ -54,7 +56,18 @@ from bot.game.session import GameSession, LiveSession
 from bot.game.sheets import SheetJournal
 from bot.game.turns import Clock, MonotonicClock
 from bot.game.worker import TurnWorker
-from bot.models import Campaign, CampaignStatusReport, Character, GuildConfig, RollRecord, StoryMessage, UsageReport
+from bot.models import (
+    Campaign,
+    CampaignStatusReport,
+    Character,
+    GuildConfig,
+    LoreEntry,
+    LoreRevision,
+    RollRecord,
+    SearchHit,
+    StoryMessage,
+    UsageReport,
+)
 from bot.store import Store, default_guild_config
 
 log = logging.getLogger(__name__)
@@ -99,6 +112,7 @@ class Game:
                                    settings=settings, clock=self.clock, count=self.count)
         self.campaigns = CampaignCommands(store=store, registry=self.registry, configs=self.configs)
         self.party_commands = PartyCommands(store=store, registry=self.registry, notes=self.notes)
+        self.lore_commands = LoreCommands(store=store, registry=self.registry, count=self.count)
 
     def _assemble(self, state: GameSession) -> LiveSession:
         """A loaded session's worker, memory keeper and sheet journal."""
@@ -161,13 +175,14 @@ class Game:
         """See ``CampaignCommands.status``."""
         return await self.campaigns.status(where)
 
-    async def recap(self, where: ChannelRef) -> str:
-        """The story so far (Markdown): the running summary and the latest turns; no model call."""
-        return await self.campaigns.recap(where)
+    async def recap(self, where: ChannelRef, chapter: int | None = None) -> str:
+        """See ``CampaignCommands.recap`` (the latest chapter and turns, or chapter ``chapter``)."""
+        return await self.campaigns.recap(where, chapter)
 
-    async def export_markdown(self, where: ChannelRef) -> str:
-        """The whole transcript as Markdown."""
-        return await self.campaigns.export_markdown(where)
+    async def export_markdown(self, where: ChannelRef, actor: Actor | None = None, *,
+                              include_secrets: bool = False) -> str:
+        """See ``CampaignCommands.export_markdown`` (secrets for the creator's or an admin's export)."""
+        return await self.campaigns.export_markdown(where, actor, include_secrets=include_secrets)
 
     # --- party -----------------------------------------------------------------------------------
     async def join(self, where: ChannelRef, actor: Actor, sheet: CharacterSheetInput) -> Character:
@@ -210,14 +225,18 @@ class Game:
 
     async def undo(self, where: ChannelRef, actor: Actor) -> UndoResult:
         """Take back the newest turn: its actions, table notes and reply leave the story (kept in the
-        database as "undone"), and, while the session stays loaded, its sheet changes are reverted.
-        Creator or admin only. Raises ``NothingToUndo`` or ``NotAllowed``."""
+        database as "undone"), what the DM's lore tools recorded in it is taken back (entries it created
+        leave the lorebook, entries it changed return to their previous revision), and, while the
+        session stays loaded, its sheet changes are reverted. Creator or admin only. Raises
+        ``NothingToUndo`` or ``NotAllowed``."""
         live = await self.registry.require(where.channel_id)
         session = live.state
         require_manager(session, actor, "undo a turn")
         async with session.lock:
             turn = session.last_turn().turn
             count = await self.store.story.undo_turn(session.campaign.id, turn)
+            if await self.store.lore.undo_turn(session.campaign.id, turn):
+                session.set_lore(await self.store.lore.live(session.campaign.id))
             before = live.sheets.take(turn)
             if before:
                 await live.sheets.restore(before)
@@ -269,3 +288,51 @@ class Game:
         """Model usage of the server and the channel's campaign (if any), today (UTC) and all time."""
         live = await self.registry.get(where.channel_id)
         return await self.ledger.report(where.guild_id, live.state.campaign if live else None)
+
+    # --- lorebook and search (the table's side; see bot.game.lorebook) --------------------------
+    async def lore_show(self, where: ChannelRef, actor: Actor, name: str, *, for_table: bool = False) -> LoreEntry:
+        """See ``LoreCommands.show``."""
+        return await self.lore_commands.show(where.channel_id, actor, name, for_table=for_table)
+
+    async def lore_list(self, where: ChannelRef, actor: Actor, *, kind: str | None = None,
+                        status: str | None = None, for_table: bool = False) -> Sequence[LoreEntry]:
+        """See ``LoreCommands.entries``."""
+        return await self.lore_commands.entries(where.channel_id, actor, kind=kind, status=status,
+                                                for_table=for_table)
+
+    async def lore_names(self, where: ChannelRef, actor: Actor, prefix: str = "") -> list[str]:
+        """See ``LoreCommands.names``."""
+        return await self.lore_commands.names(where.channel_id, actor, prefix)
+
+    async def lore_add(self, where: ChannelRef, actor: Actor, *, kind: str, name: str,
+                       aliases: Sequence[str] = (), description: str = "", secret: bool = False,
+                       status: str | None = None) -> LoreEntry:
+        """See ``LoreCommands.add``."""
+        return await self.lore_commands.add(where.channel_id, actor, kind=kind, name=name, aliases=aliases,
+                                            description=description, secret=secret, status=status)
+
+    async def lore_edit(self, where: ChannelRef, actor: Actor, name: str, edit: LoreEdit) -> LoreEntry:
+        """See ``LoreCommands.edit``."""
+        return await self.lore_commands.edit(where.channel_id, actor, name, edit)
+
+    async def lore_forget(self, where: ChannelRef, actor: Actor, name: str) -> LoreEntry:
+        """See ``LoreCommands.forget``."""
+        return await self.lore_commands.forget(where.channel_id, actor, name)
+
+    async def lore_pin(self, where: ChannelRef, actor: Actor, name: str, pinned: bool = True) -> LoreEntry:
+        """See ``LoreCommands.pin``."""
+        return await self.lore_commands.pin(where.channel_id, actor, name, pinned)
+
+    async def lore_history(self, where: ChannelRef, actor: Actor,
+                           name: str) -> tuple[LoreEntry, Sequence[LoreRevision]]:
+        """See ``LoreCommands.history``."""
+        return await self.lore_commands.history(where.channel_id, actor, name)
+
+    async def lore_revert(self, where: ChannelRef, actor: Actor, name: str, revision_id: int) -> LoreEntry:
+        """See ``LoreCommands.revert``."""
+        return await self.lore_commands.revert(where.channel_id, actor, name, revision_id)
+
+    async def search(self, where: ChannelRef, actor: Actor, query: str, *,
+                     for_table: bool = False) -> Sequence[SearchHit]:
+        """See ``LoreCommands.search``."""
+        return await self.lore_commands.search(where.channel_id, actor, query, for_table=for_table)

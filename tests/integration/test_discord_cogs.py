@@ -222,7 +222,7 @@ async def test_after_a_global_sync_the_campaign_group_is_unavailable_in_dms(tmp_
         assert put.path == f"/applications/{t.fake.application_id}/commands"
         synced = {c["name"]: c for c in put.json}
         guild_only = {"dm_permission": False, "contexts": [0]}  # 0: guild; 1: bot DM; 2: private channel
-        for name in ("campaign", "character", "join", "act", "retry", "undo", "config", "usage"):
+        for name in ("campaign", "character", "lore", "join", "act", "retry", "undo", "config", "usage"):
             assert {k: synced[name][k] for k in guild_only} == guild_only, name
         # the subcommands carry no flags of their own: Discord reads them from the group only
         assert "dm_permission" not in synced["campaign"]["options"][0]
@@ -315,3 +315,74 @@ async def test_the_synced_sheet_options_carry_the_cores_limits(tmp_path: Path) -
                 for o in synced["join"]["options"]}
         assert join == {"name": (1, 40), "class": (1, 40), "ancestry": (1, 40), "backstory": (0, 1000),
                         "max_hp": (1, 999), "ac": (1, 40)}
+
+
+async def autocomplete(t: Table, user: dict, name: str, subcommand: str, current: str) -> list[str]:
+    """The choices the bot offers ``user`` while they type ``current`` into ``/<name> <subcommand> name:``."""
+    iid, _ = await t.fake.send_interaction(name, user=user, subcommand=subcommand, options={"name": current},
+                                           type=4, focused="name")
+    await t.fake.wait_for(lambda: bool(t.fake.interaction_responses(iid)), timeout=10)
+    callback = t.fake.interaction_responses(iid)[0].json
+    assert callback["type"] == 8
+    return [c["name"] for c in callback["data"]["choices"]]
+
+
+async def test_lore_add_show_and_autocomplete_keep_secrets_from_players(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        ann, bob = t.fake.players[0], t.fake.players[1]
+        added = await t.command("lore", ann, subcommand="add", options={
+            "kind": "npc", "name": "Marta", "aliases": "the innkeeper, Old Marta",
+            "description": "Runs the Drowned Dog."})
+        # the table sees a new entry that is not a secret
+        assert added[0]["type"] == 5 and not (added[0].get("data") or {}).get("flags", 0) & EPHEMERAL
+        assert added[1]["content"] == "📖 **Marta** is in the lorebook."
+        assert added[1]["embeds"][0]["title"] == "Marta"
+        secret = await t.command("lore", t.fake.owner, subcommand="add", options={
+            "kind": "npc", "name": "Lord Vex", "description": "A vampire.", "secret": True})
+        assert secret[0]["data"]["flags"] & EPHEMERAL and secret[1]["flags"] & EPHEMERAL
+        assert secret[1]["content"] == "📖 **Lord Vex** is in the lorebook as a DM secret."
+        rows = await t.bot.store.db.fetchall("SELECT name, secret, created_by_kind FROM lore_entries ORDER BY id")
+        assert [tuple(r) for r in rows] == [("Marta", 0, "player"), ("Lord Vex", 1, "admin")]
+
+        assert await autocomplete(t, bob, "lore", "show", "") == ["Marta"]
+        assert await autocomplete(t, bob, "lore", "show", "old") == ["Marta"]  # an alias
+        assert await autocomplete(t, bob, "lore", "edit", "lord") == []
+        assert await autocomplete(t, t.fake.owner, "lore", "show", "") == ["Lord Vex", "Marta"]
+
+        shown = await t.command("lore", bob, subcommand="show", options={"name": "the INNKEEPER"})
+        assert shown[0]["data"]["flags"] & EPHEMERAL and shown[1]["flags"] & EPHEMERAL  # private by default
+        embed = shown[1]["embeds"][0]
+        assert (embed["title"], embed["description"]) == ("Marta", "Runs the Drowned Dog.")
+        assert {f["name"]: f["value"] for f in embed["fields"]} == {"Kind": "npc",
+                                                                     "Also known as": "the innkeeper, Old Marta"}
+        assert embed["footer"]["text"] == "Added by a player in turn 0"
+        hidden = await t.command("lore", bob, subcommand="show", options={"name": "Lord Vex"})
+        assert hidden[-1]["content"] == "The lorebook has no entry called “Lord Vex”. `/lore list` shows what it holds."
+        refused = await t.command("lore", bob, subcommand="edit", options={"name": "Marta", "description": "A spy."})
+        assert "Only the campaign's creator or a server admin can edit lore entries someone else made." \
+            in refused[-1]["content"] and refused[-1]["flags"] & EPHEMERAL
+        listed = await t.command("lore", t.fake.owner, subcommand="list", options={"private": False})
+        assert not listed[1].get("flags", 0) & EPHEMERAL
+        assert "Marta" in listed[1]["content"] and "Vex" not in listed[1]["content"]  # shared: no secrets
+
+
+async def test_campaign_search_is_private_by_default_and_hides_secrets(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        ann = t.fake.players[0]
+        await t.command("lore", ann, subcommand="add", options={
+            "kind": "item", "name": "Silver bell", "description": "It rings under water."})
+        await t.command("lore", t.fake.owner, subcommand="add", options={
+            "kind": "fact", "name": "The bell's curse", "description": "Whoever rings it drowns.", "secret": True})
+        found = await t.command("campaign", ann, subcommand="search", options={"query": "bell"})
+        assert found[0]["type"] == 5 and found[0]["data"]["flags"] & EPHEMERAL and found[1]["flags"] & EPHEMERAL
+        assert found[1]["content"] == ("**1 result for “bell”**\n"
+                                       "• Lorebook · Silver bell (item): It rings under water.")
+        admin = await t.command("campaign", t.fake.owner, subcommand="search", options={"query": "drowns"})
+        assert admin[1]["content"] == ("**1 result for “drowns”**\n"
+                                       "• Lorebook · The bell's curse (fact): Whoever rings it **drowns**.")
+        shared = await t.command("campaign", t.fake.owner, subcommand="search",
+                                 options={"query": "drowns", "private": False})
+        assert not shared[1].get("flags", 0) & EPHEMERAL
+        assert shared[1]["content"] == "Nothing in this campaign matches “drowns”."

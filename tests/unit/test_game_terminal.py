@@ -88,3 +88,63 @@ async def test_terminal_waits_for_the_last_turn_at_end_of_input(tmp_path: Path) 
     out2 = io.StringIO()
     await play(settings, inp=io.StringIO("/start Again\n"), out=out2, llm=model)
     assert "already has a campaign" in out2.getvalue()  # errors are printed, play goes on
+
+
+LORE_SCRIPT = """\
+/start The Sunken Crypt
+Aria: /join Aria Rogue Elf
+Aria: /lore add npc Marta | Runs the Drowned Dog | the innkeeper, Old Marta
+/lore add secret fact The bell's curse | Whoever rings it drowns
+Aria: /lore show the innkeeper
+Aria: /lore edit Marta | description: A dragon in disguise | kind: faction
+/lore history Marta
+/lore revert Marta 1
+/lore pin Marta
+/lore quest
+/lore
+Aria: I ask Marta about the silver bell
+/search drowns
+/search silver bell
+/recap 2
+/recap
+/lore forget Marta
+/lore show Marta
+/lore frobnicate
+"""
+
+
+async def test_terminal_keeps_the_lorebook_searches_and_recaps(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    model.push(reply("Marta whispers that the silver bell sank with the temple."))
+    settings = load_settings(None, data_dir=str(tmp_path), openai_api_key="sk-test", turn_window_seconds=5,
+                             turn_extend_seconds=1, turn_max_window_seconds=10, player_cooldown_seconds=0)
+    out = io.StringIO()
+    await play(settings, channel_id=4, inp=io.StringIO(LORE_SCRIPT), out=out, llm=model)
+    lines = out.getvalue().splitlines()
+    expected = [
+        "Added to the lorebook: Marta (npc; aka the innkeeper, Old Marta): Runs the Drowned Dog",
+        "Added to the lorebook: The bell's curse (fact; DM secret): Whoever rings it drowns",
+        "Marta (npc; aka the innkeeper, Old Marta): Runs the Drowned Dog",
+        "Updated: Marta (faction; aka the innkeeper, Old Marta): A dragon in disguise",
+        "Marta, changes oldest first:",
+        "Reverted: Marta (npc; aka the innkeeper, Old Marta): Runs the Drowned Dog",
+        "Marta is pinned.",
+        "The lorebook is empty.",  # no quests
+        "- Marta (npc; aka the innkeeper, Old Marta; pinned): Runs the Drowned Dog",
+        "- The bell's curse (fact; DM secret): Whoever rings it drowns",
+        "DM: Marta whispers that the silver bell sank with the temple.",
+        "- [lorebook, The bell's curse (fact)] Whoever rings it **drowns**",
+        "- [turn 1, Aria] I ask Marta about the **silver** **bell**",
+        "- [turn 1, DM] Marta whispers that the **silver** **bell** sank with the temple.",
+        "  (The chronicle has no chapters yet: the DM writes one each time it folds older story into its memory.)",
+        "## The Sunken Crypt — the story so far",
+        "Marta is out of the lorebook.",
+        "  (The lorebook has no entry called “Marta”. `/lore list` shows what it holds.)",
+        "Unknown /lore command 'frobnicate'. /help lists them.",
+    ]
+    at = [lines.index(line) for line in expected]  # every line is there, in this order
+    assert at == sorted(at)
+    history = lines[at[4] + 1:at[5]]  # terminal players are the campaign's admins
+    assert [h.split(", 20")[0] for h in history] == ["  #1 turn 0: create by Aria (admin)",
+                                                     "  #3 turn 0: update by Aria (admin)"]
+    assert all(h.endswith(" UTC") for h in history)
