@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from bench import world_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
@@ -436,6 +438,14 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
             results["memory"] = await bench_memory(url, channels=1000 if quick else 10_000)
         if only in (None, "replay"):
             results["replay"] = await bench_replay(url, speed=600.0 if quick else 60.0)
+    if only in (None, "search"):
+        results["search"] = await world_memory.bench_search(10_000 if quick else 100_000)
+    if only in (None, "lore"):
+        results["lore"] = world_memory.bench_lore_choice(1000, turns=100 if quick else 500)
+    if only in (None, "recall"):
+        size = (300, 30, 20) if quick else (2000, 200, 100)
+        results["recall"] = await world_memory.bench_recall(*size, tools=True)
+        results["recall_without_tools"] = await world_memory.bench_recall(*size, tools=False)
     return results
 
 
@@ -449,6 +459,11 @@ MARKS = [
     ("prompt_growth", "prefix_share_median", ">=", 0.80, "byte-identical prefix share, median"),
     ("memory", "kib_per_session", "<=", 64.0, "resident KiB per loaded session"),
     ("cold_start", "seconds_median", "<=", 2.0, "cold start to ready, seconds"),
+    ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
+    ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
+    ("lore", "choose_ms_p99", "<=", 2.0, "choosing a turn's lore among 1,000 entries, p99 ms"),
+    ("recall", "recall_share", ">=", 1.0, "recall of entries named 500+ turns later (model records lore)"),
+    ("recall", "ratio", "<=", 1.10, "prompt at turn 2,000 / turn 100 with 200 lore entries (20-turn means)"),
 ]
 
 
@@ -466,7 +481,8 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold"])
+    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "search",
+                                           "lore", "recall"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -121,7 +121,14 @@ def bench_lore_choice(entries: int, turns: int = 500) -> dict[str, Any]:
         t0 = time.perf_counter()
         recall.choose(session, actions, recent, budget=600, count=count)
         times.append((time.perf_counter() - t0) * 1000)
+    # the DM records someone new: the matcher grows by one small regex instead of a full compile
+    session.put_lore(LoreEntry(id=entries + 1, campaign_id=1, kind="npc", name="Zorvath the New",
+                               description="Arrived today.", token_count=4))
+    t0 = time.perf_counter()
+    recall.matcher(session)
+    grow_ms = (time.perf_counter() - t0) * 1000
     return {"entries": entries, "turns": turns, "matcher_build_ms": round(build_ms, 1),
+            "matcher_after_one_new_entry_ms": round(grow_ms, 2),
             "choose_ms_median": round(statistics.median(times), 3), "choose_ms_p99": round(percentile(times, 0.99), 3)}
 
 
@@ -195,6 +202,9 @@ async def bench_recall(turns: int, entries: int, probes: int, *, tools: bool) ->
             await game.join(where, Actor(101, "ann"), CharacterSheetInput("Aria", "Rogue", "Elf"))
             sizes: dict[int, int] = {}
             parts: dict[int, tuple[int, int, int]] = {}  # system, history, final message
+            shares: list[float] = []
+            previous: list[dict[str, Any]] | None = None
+            folds = 0
             hits = 0
             probe_ids = list(range(1, turns + probes + 1))
             rng = random.Random(5)
@@ -214,6 +224,9 @@ async def bench_recall(turns: int, entries: int, probes: int, *, tools: bool) ->
                     introduced[k] = t
                 prompt = model.turn_requests[before].messages
                 sizes[t] = count_message_tokens(prompt, "gpt-4o-mini")
+                if previous is not None and len(model.summary_requests) == folds:  # no fold in between
+                    shares.append(_prefix_share(json.dumps(previous), json.dumps(prompt), count_tokens))
+                previous, folds = prompt, len(model.summary_requests)
                 parts[t] = (count_tokens(str(prompt[0]["content"]), "gpt-4o-mini"),
                             count_message_tokens(prompt[1:-1], "gpt-4o-mini"),
                             count_tokens(str(prompt[-1]["content"]), "gpt-4o-mini"))
@@ -229,4 +242,15 @@ async def bench_recall(turns: int, entries: int, probes: int, *, tools: bool) ->
     return {"turns": turns, "entries": len(introduced), "probes": probes, "model_records_lore": tools,
             "recall_share": round(hits / probes, 3), "prompt_mean20_turn_100": round(mean20(100)),
             "prompt_mean20_last_turn": round(mean20(turns)), "ratio": round(mean20(turns) / mean20(100), 3),
+            "prefix_share_median": round(statistics.median(shares), 3),
             "parts_turn_100": parts[100], "parts_last_turn": parts[turns], "wall_s": round(wall, 1)}
+
+
+def _prefix_share(a: str, b: str, count: Any) -> float:
+    """The share of ``b``'s tokens that is a byte-identical prefix shared with ``a``."""
+    common = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        common += 1
+    return count(b[:common], "gpt-4o-mini") / max(1, count(b, "gpt-4o-mini"))

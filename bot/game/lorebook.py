@@ -182,6 +182,8 @@ class LoreCommands:
         and ``NoCampaign``."""
         session = (await self.registry.require(channel_id)).state
         entry = find_entry(self.visible(session, actor), name)
+        if entry is None and is_manager(session, actor):  # a forgotten entry's history, to revert it
+            entry = await self.store.lore.forgotten(session.campaign.id, name)
         if entry is None:
             raise not_found(name)
         revisions = await self.store.lore.revisions(entry.id)
@@ -330,7 +332,7 @@ class LoreCommands:
         session = live.state
         require_manager(session, actor, "revert lore entries")
         async with session.lock:
-            entry = find_entry(session.lore, name)
+            entry = find_entry(session.lore, name) or await self.store.lore.forgotten(session.campaign.id, name)
             if entry is None:
                 raise not_found(name)
             revisions = await self.store.lore.revisions(entry.id)

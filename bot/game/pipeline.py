@@ -38,7 +38,7 @@ from bot.game.context import build_prompt
 from bot.game.converse import Conversation, converse, without_tool_rounds
 from bot.game.errors import EmptyReply
 from bot.game.ledger import UsageLedger
-from bot.game.lore import RECENT_MESSAGES, LoreRecall
+from bot.game.lore import RECENT_MESSAGES, LoreRecall, unknown_names
 from bot.game.lore_tools import LoreTools
 from bot.game.notes import TableNotes, changes_note, rolls_note, with_changes
 from bot.game.ports import ModelPort
@@ -165,7 +165,7 @@ class TurnPipeline:
                     lore = LoreTools(self.store, session, turn, self.counter(session))
                     tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update,
                                         lore=lore)
-                    prompt = self.context(session, request)
+                    prompt = self.context(session, request, await self.chapter_recall(session, request))
                     text = await self.converse(session, prompt, tools, talk)
                     notes, dm = await self.commit(session, request, turn, text, tools)
                 except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
@@ -209,16 +209,31 @@ class TurnPipeline:
         except Exception:
             log.exception("channel %s: could not record the lore named in turn %s", session.channel_id, turn)
 
-    def context(self, session: GameSession, request: TurnRequest) -> list[dict[str, Any]]:
+    async def chapter_recall(self, session: GameSession, request: TurnRequest) -> list[str]:
+        """Lines for the lore block about names in the actions that no lore entry covers but an
+        old chapter does: the best chapter's excerpt around each (at most ``UNKNOWN_NAMES_MAX``)."""
+        if not self.settings.lore_token_budget or not request.actions:
+            return []
+        names = unknown_names([a.content for a in request.actions], self.lore.matcher(session),
+                              [c.name for c in session.party])
+        lines = []
+        for name in names:
+            found = await self.store.search.chapter_excerpt(session.campaign.id, name)
+            if found is not None:
+                lines.append(f"- {name}, in chapter {found[0]}: {found[1]}")
+        return lines
+
+    def context(self, session: GameSession, request: TurnRequest, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The prompt: the story before the answered turn, within the history budget, with the lore
-        the turn's actions and latest story name (``lore_token_budget`` tokens at most)."""
+        the turn's actions and latest story name (``lore_token_budget`` tokens at most) and
+        ``extra`` lines (chapter excerpts) where room is left."""
         history = session.history
         if request.replacing is not None:
             history = [m for m in history if m.turn < request.replacing.turn]
         window = session.window.select(history, self.settings.history_token_budget)
         recent = [m.content for m in history[-RECENT_MESSAGES:]]
         lore = self.lore.choose(session, [a.content for a in request.actions], recent,
-                                budget=self.settings.lore_token_budget, count=self.counter(session))
+                                budget=self.settings.lore_token_budget, count=self.counter(session), extra=extra)
         return build_prompt(session.system_text(), window, session.party_text(), request.actions, lore=lore.text)
 
     async def converse(self, session: GameSession, prompt: list[dict[str, Any]], tools: ToolContext,

@@ -63,6 +63,14 @@ class LoreStore:
             f"SELECT {_COLUMNS} FROM lore_entries WHERE campaign_id = ? AND live = 1 ORDER BY id", (campaign_id,))
         return [_row(r) for r in rows]
 
+    async def forgotten(self, campaign_id: int, name: str) -> LoreEntry | None:
+        """The most recently changed entry called ``name`` (case-insensitive) that is no longer live
+        (forgotten or undone), for bringing it back; None if there is none."""
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM lore_entries WHERE campaign_id = ? AND live = 0 AND name = ? COLLATE NOCASE"
+            " ORDER BY updated_at DESC, id DESC LIMIT 1", (campaign_id, name.strip()))
+        return _row(row) if row else None
+
     async def get(self, entry_id: int) -> LoreEntry | None:
         """An entry by id (live or not), or None."""
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM lore_entries WHERE id = ?", (entry_id,))

@@ -67,3 +67,15 @@ class SearchStore:
                            r["snip"] or r["name"], r["rank"]) for r in lore]
         hits.sort(key=lambda h: h.rank)  # bm25: lower is better
         return hits[:limit]
+
+    async def chapter_excerpt(self, campaign_id: int, word: str) -> tuple[int, str] | None:
+        """The chapter that best matches ``word`` (bm25) as ``(number, excerpt)``, the excerpt a
+        few words around the match; None when no chapter has it."""
+        expression = match_expression(word)
+        if expression is None:
+            return None
+        row = await self.db.fetchone(
+            "SELECT c.number, snippet(chapters_fts, 0, '', '', '…', 16) AS snip FROM chapters_fts"
+            " JOIN chapters c ON c.id = chapters_fts.rowid WHERE chapters_fts MATCH ? AND c.campaign_id = ?"
+            " ORDER BY bm25(chapters_fts) LIMIT 1", (expression, campaign_id))
+        return (int(row["number"]), str(row["snip"])) if row else None

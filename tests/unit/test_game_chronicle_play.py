@@ -86,3 +86,21 @@ async def test_after_a_long_break_the_first_reply_opens_with_previously(tmp_path
             "*Open quests:* Find the idol.\n\nMarta pours the ale.")
         stored = [m.content for m in await env.store.story.transcript(1) if m.role == "dm"]
         assert stored[-1] == "Marta pours the ale."  # the opening is shown, not stored
+
+
+async def test_a_name_only_an_old_chapter_knows_brings_its_excerpt_into_the_prompt(tmp_path: Path) -> None:
+    from bot.store import ChapterDraft
+
+    model = ScriptedModel(default=lambda m: reply("The harbour is quiet tonight."))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN)
+        await env.store.summaries.fold(1, content="x", token_count=1, through_message_id=0, chapter=ChapterDraft(
+            1, 3, 0, 0.0, 0.0, "Long ago the party sold a cursed compass to Zorvath, a fence at the docks.", 17))
+        await env.act(ANN, "I look for Zorvath at the docks", mentions_bot=True)
+        await env.settle()
+        final = env.model.turn_requests[-1].messages[-1]["content"]
+        assert "- Zorvath, in chapter 1: Long ago the party sold a cursed compass to Zorvath, a fence at the docks." \
+            in final
+        await env.act(ANN, "I look for Quillon instead", mentions_bot=True)  # no chapter knows him
+        await env.settle()
+        assert "in chapter" not in env.model.turn_requests[-1].messages[-1]["content"]

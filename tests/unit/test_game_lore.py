@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from bot.game.lore import HEADER, LoreMatcher, entry_line, lore_block
+from bot.game.lore import HEADER, LoreMatcher, entry_line, lore_block, unknown_names
 from bot.llm.tokens import count_tokens
 from bot.models import LoreEntry, LoreKind
 
@@ -47,6 +47,20 @@ def test_aliases_and_the_longest_name_win() -> None:
     assert names(m, "Mira smiles at the old man") == ["Mira", "Old"]
     assert names(m, "THE INNKEEPER nods, and so does  Mira") == ["Old Mira", "Mira"]
     assert names(m, "nobody here") == [] and LoreMatcher([]).named(["Mira"]) == []
+
+
+def test_a_matcher_grown_from_a_base_still_prefers_the_longest_name() -> None:
+    base = LoreMatcher([entry(1, "Mira"), entry(3, "Old")])
+    grown = LoreMatcher([entry(1, "Mira"), entry(3, "Old"), entry(2, "Old Mira")], base=base)
+    assert names(grown, "Old Mira smiles") == ["Old Mira"]  # the new, longer name beats both old ones
+    assert names(grown, "Mira smiles at the old man") == ["Mira", "Old"]
+    shrunk = LoreMatcher([entry(2, "Old Mira")], base=grown)  # names went away: compiled afresh
+    assert names(shrunk, "Mira and Old Mira") == ["Old Mira"]
+    chain = base
+    for i in range(10, 20):  # many small additions in a row stay correct
+        chain = LoreMatcher([entry(1, "Mira"), entry(3, "Old"), *(entry(k, f"Name{k}") for k in range(10, i + 1))],
+                            base=chain)
+    assert names(chain, "name19 met name10 and mira") == ["Name19", "Name10", "Mira"]
 
 
 def test_entry_lines_label_secrets_and_quests() -> None:
@@ -91,3 +105,12 @@ def test_block_never_exceeds_the_budget_exactly() -> None:
         for count in (words, lambda t: count_tokens(t, "gpt-4o-mini")):
             block = lore_block(pool, pool[10:], budget=budget, count=count)
             assert block == "" or (block.startswith(HEADER) and count(block) <= budget)
+
+
+def test_unknown_names_are_capitalised_words_no_entry_or_party_member_covers() -> None:
+    m = LoreMatcher([entry(1, "Old Mira", aliases=("the Innkeeper",))])
+    texts = ["I ask Old Mira about Zorvath and the Gull.", "We tell Aria that Zorvath went to Saltmarsh."]
+    assert unknown_names(texts, m, ["Aria"]) == ["Zorvath", "Gull", "Saltmarsh"]
+    assert unknown_names(["Борис говорит с Мирой"], m, []) == ["Борис", "Мирой"]
+    assert unknown_names(["I said OK. Then we go."], m, []) == []  # table words are not names
+    assert unknown_names(["山田さんに会う"], m, []) == []  # no letter case: the lorebook alone decides

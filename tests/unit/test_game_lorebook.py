@@ -255,6 +255,19 @@ async def test_a_wrong_edit_is_reverted_and_the_history_says_who_did_what(tmp_pa
         assert all(r.created_at > 0 for r in after)
 
 
+async def test_a_forgotten_entry_comes_back_with_revert(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        await table(env)
+        marta = await env.game.lore_add(WHERE, ANN, kind="npc", name="Marta", description="Kind innkeeper.")
+        await env.game.lore_forget(WHERE, GM, "Marta")
+        assert env.session().lore == []
+        entry, revisions = await env.game.lore_history(WHERE, GM, "marta")  # the manager still finds it
+        assert entry.id == marta.id and [r.action for r in revisions] == ["create", "forget"]
+        back = await env.game.lore_revert(WHERE, GM, "Marta", revisions[0].id)
+        assert (back.id, back.description) == (marta.id, "Kind innkeeper.")
+        assert [e.name for e in env.session().lore] == ["Marta"]
+
+
 async def test_players_see_no_revision_from_the_time_an_entry_was_secret(tmp_path: Path) -> None:
     async with make_env(tmp_path) as env:
         await table(env)

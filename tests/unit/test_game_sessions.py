@@ -602,6 +602,7 @@ async def test_a_failed_fold_changes_nothing_and_is_retried_later(tmp_path: Path
             if attempts and turn_of_first_attempt is None:
                 turn_of_first_attempt = i + 1
                 assert await env.store.summaries.get(1) is None  # failed: nothing changed
+                assert await env.store.chapters.all(1) == []  # and no chapter was written
                 history_len = len(env.session().history)
             if len(attempts) == 2:
                 break
