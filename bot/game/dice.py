@@ -31,7 +31,16 @@ class DiceError(UserInputError):
 
 
 def roll(expression: str) -> tuple[int, str, str]:
-    """Roll ``expression`` and return ``(total, breakdown, normalised_expression)``.
+    """Roll ``expression`` and return ``(total, breakdown, normalised_expression)``; see
+    ``roll_natural`` for the raises."""
+    total, breakdown, expr, _natural = roll_natural(expression)
+    return total, breakdown, expr
+
+
+def roll_natural(expression: str) -> tuple[int, str, str, d20.CritType]:
+    """Roll ``expression`` and return ``(total, breakdown, normalised_expression, crit)``, where
+    ``crit`` is d20's reading of the leftmost d20: ``CritType.CRIT`` on a natural 20,
+    ``CritType.FAIL`` on a natural 1, else ``NONE``.
 
     ``adv 1d20+3`` / ``dis 1d20+3`` are accepted as advantage/disadvantage on the d20.
 
@@ -65,7 +74,7 @@ def roll(expression: str) -> tuple[int, str, str]:
     breakdown = str(result)
     if len(breakdown) > MAX_BREAKDOWN_CHARS:
         breakdown = f"{expr} = `{total}`"
-    return total, breakdown, expr
+    return total, breakdown, expr, result.crit
 
 
 def make_roll(expression: str, *, reason: str = "", roller_id: int | None, roller_name: str,

@@ -1,7 +1,7 @@
 """Persistence in SQLite. All SQL of the bot lives in this package; callers use named methods.
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
-``summaries``, ``chapters``, ``lore``, ``search``, ``usage``, ``guild_config``.
+``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from bot.store.campaigns import CampaignStore
 from bot.store.chapters import ChapterDraft, ChapterStore
 from bot.store.characters import CharacterStore
 from bot.store.db import Database, MigrationError
+from bot.store.encounters import EncounterStore
 from bot.store.guild_config import GuildConfigStore, default_guild_config
 from bot.store.lore import LoreStore
 from bot.store.search import SearchStore
@@ -30,6 +31,7 @@ class Store:
         self.chapters = ChapterStore(db)
         self.lore = LoreStore(db)
         self.search = SearchStore(db)
+        self.encounters = EncounterStore(db)
         self.usage = UsageStore(db)
         self.guild_config = GuildConfigStore(db)
 
