@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from bot.config import Settings
+from bot.game.combat import Encounter
 from bot.game.configs import ServerConfigs
 from bot.game.errors import NoCampaign
 from bot.game.session import GameSession, LiveSession, TurnTimings
@@ -115,6 +116,9 @@ class SessionRegistry:
         state = GameSession(campaign, config, party, summary, history, pending,
                             timings=TurnTimings(s.turn_extend_seconds, s.turn_max_window_seconds),
                             now=self.clock.now(), lore=lore)
+        encounter = await self.store.encounters.get(campaign.id)
+        if encounter is not None:
+            state.encounter = Encounter.from_dict(encounter)
         live = self.assemble(state)
         if self.closing:  # close() began while this loaded
             return None

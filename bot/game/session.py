@@ -24,6 +24,7 @@ from bot.game.turns import TurnCollector
 from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary
 
 if TYPE_CHECKING:
+    from bot.game.combat import Encounter
     from bot.game.memory import MemoryKeeper
     from bot.game.sheets import SheetJournal
     from bot.game.worker import TurnWorker
@@ -64,6 +65,8 @@ class GameSession:
         lore: the live lorebook entries (secrets included), oldest first; kept in step by every
             lore change through ``put_lore``/``drop_lore`` (``lore_version`` counts changes, so a
             matcher built from them knows when to rebuild).
+        encounter: the running fight (``bot.game.combat.Encounter``) or None; ``encounter_version``
+            counts its changes (the tracker message follows them).
         pending: stored actions not yet answered, oldest first.
         stalled: ids of pending actions whose turn failed; they wait for a new action or a resume.
         collector: the next turn's collection window.
@@ -83,6 +86,8 @@ class GameSession:
         self.campaign = campaign
         self.lore: list[LoreEntry] = lore or []
         self.lore_version = 0
+        self.encounter: Encounter | None = None
+        self.encounter_version = 0
         self.config = config
         self.party = party
         self.summary = summary
@@ -148,6 +153,11 @@ class GameSession:
         self.summary = summary
         self.history = self.history[folded:]
         self._system = None
+
+    def set_encounter(self, encounter: Encounter | None) -> None:
+        """The fight changed (None: it is over)."""
+        self.encounter = encounter
+        self.encounter_version += 1
 
     def put_lore(self, entry: LoreEntry) -> None:
         """A lorebook entry was created or changed (in place of the one with its id)."""
