@@ -1,27 +1,231 @@
-"""The check step: is the model's narration fit to show the table?
+"""The guard: what the model wrote is input too. Every narration passes here before the table sees it.
 
-Today it refuses an empty narration (nothing, or only whitespace), which small local models return
-often enough; the pipeline then asks once more with a corrective note and, if that fails too, tells
-the table and keeps the actions pending. The output guard (chat-template tokens, a player's voice,
-repetition, leaks) grows here as further checks of the same shape: text in, usable text or None out.
+Rules, in order (each intervention is named, counted per campaign and logged without the text):
+
+- ``template``: chat-template and control tokens (``<|im_end|>``, ``</s>``, ``[INST]``, ``<<SYS>>``,
+  ``<start_of_turn>``...) are removed; a token that ends a turn or starts the next one
+  (``<|im_end|>``, ``<|im_start|>``, ``<|eot_id|>``, ``</s>``, ``[INST]``...) cuts the reply there, since
+  what follows is the model playing the next speaker. A ``<think>...</think>`` block is dropped.
+- ``wrapper``: a reply wholly inside one code fence or one pair of quotes is unwrapped.
+- ``role_prefix``: a leading ``DM:``, ``**Dungeon Master:**``, ``Assistant:``, ``Narrator:``... is removed.
+- ``player_voice``: the reply is cut at the first line where the model speaks as a player: a line
+  that starts with a party member's character or player name followed by a label colon
+  (``Aria:``, ``**Aria**:``, ``Aria (ann):``), a bracketed label (``[Aria]``, ``[Aria (player: ann)]``) or
+  the prompt's own action format (``[X (player: y)]: <<<``), or a generic ``Player:``/``User:`` label.
+  Third-person narration about a character ("The ogre swings at Aria") is the DM's job and stays.
+- ``repetition``: the reply is cut at the first repeat of a sentence that occurs
+  ``REPEAT_SENTENCES`` times, or of a run of ``REPEAT_WORDS`` words that occurs ``REPEAT_RUNS`` times.
+- ``prompt_leak``: the reply repeats the DM rules of the system prompt (``LEAK_SHINGLES`` runs of
+  ``SHINGLE_WORDS`` words verbatim): the reply is failed.
+- ``secret_leak``: the reply contains a configured secret (an API key, a token): failed.
+- ``empty``: nothing usable is left: failed.
+
+A failed reply is asked for once more with a corrective note (``corrected``), then the table is told
+(see the pipeline). Pure functions over text: no I/O, well under a millisecond for a 700-token reply.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from bot.game.errors import EmptyReply
 
-__all__ = ["CORRECTIVE_NOTE", "EmptyReply", "check", "corrected"]
+__all__ = ["CORRECTIVE_NOTE", "EmptyReply", "GuardContext", "Intervention", "Verdict", "check", "corrected",
+           "guard"]
 
-CORRECTIVE_NOTE = ("[Table]: Your previous answer was empty. Answer now as the DM: narrate what happens "
-                   "next in response to the actions above.")
+Intervention = Literal["template", "wrapper", "role_prefix", "player_voice", "repetition", "prompt_leak",
+                       "secret_leak", "empty"]
+
+CORRECTIVE_NOTE = ("[Table]: Your previous answer could not be shown. Answer now as the DM only: narrate what "
+                   "happens next in response to the actions above, voice only non-player characters, never "
+                   "write the players' lines or decide what their characters do, and do not repeat yourself.")
+REPEAT_SENTENCES = 3
+REPEAT_WORDS = 8
+REPEAT_RUNS = 3
+SHINGLE_WORDS = 10
+LEAK_SHINGLES = 2
+SECRET_MIN_CHARS = 8
+
+# Tokens of common chat templates (ChatML, Llama 2/3, Mistral, Gemma, Phi, Zephyr, Alpaca-style).
+_STOP = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|user|system|assistant|start_header_id)\|>"
+                   r"|</s>|\[/?INST\]|<end_of_turn>|<start_of_turn>|\n###\s*(?:Instruction|Input|Response|User)\b"
+                   r"|\n(?:<\|)?(?:user|human)(?:\|>)?:", re.IGNORECASE)
+_TOKEN = re.compile(r"<\|[a-z0-9_]{1,30}\|>|<</?SYS>>|</?s>|<(?:end|start)_of_turn>|\[/?INST\]|<bos>|<eos>"
+                    r"|<pad>|<unk>|<\|reserved_special_token_\d+\|>", re.IGNORECASE)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_ROLE = re.compile(r"^\s*(?:\*\*|__)?\s*(?:the\s+)?(?:dm|gm|dungeon\s*master|game\s*master|narrator|assistant|ai|"
+                   r"storyteller|system)\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*", re.IGNORECASE)
+_FENCE = re.compile(r"^```[a-z]*\n(.*)\n```$", re.DOTALL | re.IGNORECASE)
+_ACTION_FORMAT = re.compile(r"^\s*\[[^\]\n]{1,80}\(player:[^\]\n]*\)\]\s*:", re.IGNORECASE)
+_GENERIC_VOICE = re.compile(r"^\s*(?:\*\*)?\s*(?:player\s*\d*|user|you|human)\s*(?:\*\*)?\s*:", re.IGNORECASE)
+_SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def check(text: str) -> str | None:
-    """The narration to show, or None when nothing usable is left of ``text``."""
+@dataclass(frozen=True, slots=True)
+class GuardContext:
+    """What the guard checks a reply against.
+
+    Attributes:
+        names: the party's character names and their players' display names.
+        rules_text: the DM rules part of the system prompt (its verbatim echo is a leak).
+        secrets: configured secret values (API keys, tokens) that must never appear.
+    """
+
+    names: tuple[str, ...] = ()
+    rules_text: str = ""
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The guard's answer: the text to show, what it changed, and whether the reply failed (a leak
+    or nothing left), in which case ``text`` must not be shown."""
+
+    text: str
+    interventions: tuple[Intervention, ...]
+    failed: bool
+
+
+def _strip_template(text: str) -> tuple[str, bool]:
+    original = text
+    text = _THINK.sub("", text)
+    stop = _STOP.search(text)
+    if stop is not None:
+        text = text[:stop.start()]
+    text = _TOKEN.sub("", text)
+    text = _CONTROL.sub("", text)
+    return text, text != original
+
+
+def _unwrap(text: str) -> tuple[str, bool]:
+    stripped = text.strip()
+    fence = _FENCE.match(stripped)
+    if fence:
+        return fence.group(1).strip(), True
+    for left, right in (('"', '"'), ("“", "”"), ("'''", "'''")):
+        inner = stripped[len(left):-len(right)] if len(stripped) > len(left) + len(right) else ""
+        whole = stripped.startswith(left) and stripped.endswith(right)
+        if whole and inner and left not in inner and right not in inner:
+            return inner.strip(), True
+    return text, False
+
+
+def _strip_role(text: str) -> tuple[str, bool]:
+    changed = False
+    while True:
+        match = _ROLE.match(text)
+        if not match or match.end() == 0:
+            return text, changed
+        text, changed = text[match.end():], True
+
+
+def _voice_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
+    cleaned = sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True)
+    if not cleaned:
+        return None
+    alt = "|".join(re.escape(n) for n in cleaned)
+    # Aria:  **Aria**:  **Aria:**  Aria (ann):  [Aria]  [Aria (player: ann)]  > Aria:
+    return re.compile(rf"^\s*(?:>\s*)?(?:\*\*|__|\*)?\s*\[?\s*(?:{alt})\b[^\n:\]]{{0,30}}?(?:\]\s*:?|\s*(?:\*\*|__|\*)?"
+                      rf"\s*:(?!\d))", re.IGNORECASE)
+
+
+def _cut_player_voice(text: str, names: Sequence[str]) -> tuple[str, bool]:
+    voice = _voice_pattern(names)
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if _ACTION_FORMAT.match(line) or _GENERIC_VOICE.match(line) or (voice is not None and voice.match(line)):
+            return "\n".join(lines[:i]).rstrip(), True
+    return text, False
+
+
+def _norm(sentence: str) -> str:
+    return " ".join(_WORD.findall(sentence.casefold()))
+
+
+def _cut_repetition(text: str) -> tuple[str, bool]:
+    sentences = [(m.start(), _norm(m.group(0))) for m in _SENTENCE.finditer(text)]
+    counts = Counter(s for _, s in sentences if len(s.split()) >= 3)
+    looping = {s for s, n in counts.items() if n >= REPEAT_SENTENCES}
+    cut = len(text)
+    if looping:
+        seen: set[str] = set()
+        for start, s in sentences:
+            if s in looping and s in seen:
+                cut = min(cut, start)
+                break
+            seen.add(s)
+    words = [(m.start(), m.group(0).casefold()) for m in _WORD.finditer(text)]
+    if len(words) >= REPEAT_WORDS * REPEAT_RUNS:
+        runs: dict[tuple[str, ...], list[int]] = {}
+        for i in range(len(words) - REPEAT_WORDS + 1):
+            runs.setdefault(tuple(w for _, w in words[i:i + REPEAT_WORDS]), []).append(i)
+        for starts in runs.values():
+            spaced = [starts[0]]
+            for at in starts[1:]:
+                if at - spaced[-1] >= REPEAT_WORDS:  # overlapping runs are one run
+                    spaced.append(at)
+            if len(spaced) >= REPEAT_RUNS:
+                cut = min(cut, words[spaced[1]][0])
+    if cut >= len(text):
+        return text, False
+    return text[:cut].rstrip(), True
+
+
+def _leaks_prompt(text: str, rules_text: str) -> bool:
+    rule_words = _WORD.findall(rules_text.casefold())
+    if len(rule_words) < SHINGLE_WORDS:
+        return False
+    shingles = {tuple(rule_words[i:i + SHINGLE_WORDS]) for i in range(len(rule_words) - SHINGLE_WORDS + 1)}
+    words = _WORD.findall(text.casefold())
+    found = 0
+    i = 0
+    while i <= len(words) - SHINGLE_WORDS:
+        if tuple(words[i:i + SHINGLE_WORDS]) in shingles:
+            found += 1
+            if found >= LEAK_SHINGLES:
+                return True
+            i += SHINGLE_WORDS
+        else:
+            i += 1
+    return False
+
+
+def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
+    """Apply every rule of the module docstring to ``text`` (the model's narration)."""
+    done: list[Intervention] = []
+    text = text or ""
+    steps: tuple[tuple[Intervention, Callable[[str], tuple[str, bool]]], ...] = (
+        ("template", _strip_template), ("wrapper", _unwrap), ("role_prefix", _strip_role))
+    for rule, step in steps:
+        text, changed = step(text)
+        if changed:
+            done.append(rule)
+    text, changed = _cut_player_voice(text, context.names)
+    if changed:
+        done.append("player_voice")
+    text, changed = _cut_repetition(text)
+    if changed:
+        done.append("repetition")
     text = text.strip()
-    return text or None
+    if any(len(s) >= SECRET_MIN_CHARS and s in text for s in context.secrets):
+        return Verdict("", (*done, "secret_leak"), True)
+    if _leaks_prompt(text, context.rules_text):
+        return Verdict("", (*done, "prompt_leak"), True)
+    if not text:
+        return Verdict("", (*done, "empty"), True)
+    return Verdict(text, tuple(done), False)
+
+
+def check(text: str, context: GuardContext = GuardContext()) -> str | None:
+    """The narration to show, or None when the reply failed (see ``guard``)."""
+    verdict = guard(text, context)
+    return None if verdict.failed else verdict.text
 
 
 def corrected(prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
