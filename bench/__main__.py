@@ -83,6 +83,9 @@ class NullNarrator:
             self.delivered += 1
         self.events.setdefault(reply.channel_id, asyncio.Event()).set()
 
+    async def show_tracker(self, channel_id: int, campaign_id: int, view: Any) -> None:
+        pass
+
     @contextlib.asynccontextmanager
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:
         yield

@@ -34,7 +34,7 @@ from discord.ext import commands
 from bot.chunking import split_message
 from bot.config import Settings
 from bot.errors import BotError
-from bot.game.api import DMReply, GameAPI, Narrator
+from bot.game.api import DMReply, GameAPI, Narrator, TrackerView
 from bot.models import RollRecord
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-COGS = ("cogs.campaign", "cogs.characters", "cogs.lore", "cogs.play", "cogs.dice", "cogs.admin")
+COGS = ("cogs.campaign", "cogs.characters", "cogs.lore", "cogs.combat", "cogs.safety", "cogs.play", "cogs.dice",
+        "cogs.admin")
 HEARTBEAT_SECONDS = 30.0
 GENERIC_APOLOGY = "Something went wrong on the DM's side of the screen. The table's actions are safe; try again."
 EMBED_COLOUR = discord.Colour.dark_gold()
@@ -80,6 +81,18 @@ def rolls_embed(rolls: tuple[RollRecord, ...] | list[RollRecord]) -> discord.Emb
     if len(text) > 4000:
         text = text[:3990].rsplit("\n", 1)[0] + "\n…"
     return discord.Embed(title="Dice", description=text, colour=EMBED_COLOUR)
+
+
+def tracker_embed(view: TrackerView) -> discord.Embed:
+    """The combat tracker as an embed: its title (round, whose turn) and the initiative order in a
+    code block (aligned columns; within Discord's 4,096-character description)."""
+    body = "\n".join(view.lines).replace("`", "'")
+    if len(body) > 3900:
+        body = body[:3890].rsplit("\n", 1)[0] + "\n…"
+    embed = discord.Embed(title=view.title[:256], colour=EMBED_COLOUR,
+                          description=f"```\n{body}\n```" if body else None)
+    embed.set_footer(text="/combat show · /combat init to roll your initiative")
+    return embed
 
 
 async def respond(interaction: discord.Interaction, content: str | None = None, *,
@@ -174,6 +187,7 @@ class DiscordNarrator(Narrator):
 
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
+        self._trackers: dict[int, tuple[int, int]] = {}  # campaign id -> (channel id, tracker message id)
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable | None:
         channel = self.bot.get_channel(channel_id)
@@ -212,6 +226,41 @@ class DiscordNarrator(Narrator):
                 await channel.send(chunk or None, **kwargs)
         except discord.HTTPException as exc:
             log.warning("could not deliver reply to channel %s: %s", reply.channel_id, exc)
+
+    async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
+        """Post the combat tracker once, then edit that message in place (its place is kept with
+        ``store.encounters.set_tracker``, so edits survive a restart); a tracker message someone
+        deleted is posted anew, except for the final view of a fight that is over. Platform and store
+        errors are logged, never raised."""
+        embed = tracker_embed(view)
+        known = self._trackers.get(campaign_id)
+        if known is None:
+            try:
+                known = await self.bot.store.encounters.tracker(campaign_id)
+            except Exception as exc:  # the store's trouble must not stop a turn
+                log.warning("could not read the tracker message of campaign %s: %s", campaign_id, exc)
+        channel = self.bot.get_partial_messageable(channel_id)
+        try:
+            if known is not None and known[0] == channel_id:
+                try:
+                    await channel.get_partial_message(known[1]).edit(embed=embed)
+                except discord.NotFound:
+                    known = None  # deleted: post a new one
+            else:
+                known = None
+            if known is None and not view.ended:
+                message = await channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
+                known = (channel_id, message.id)
+                try:
+                    await self.bot.store.encounters.set_tracker(campaign_id, channel_id, message.id)
+                except Exception as exc:
+                    log.warning("could not store the tracker message of campaign %s: %s", campaign_id, exc)
+        except discord.HTTPException as exc:
+            log.warning("could not show the combat tracker in channel %s: %s", channel_id, exc)
+        if view.ended or known is None:
+            self._trackers.pop(campaign_id, None)
+        else:
+            self._trackers[campaign_id] = known
 
     @contextlib.asynccontextmanager
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:

@@ -7,7 +7,8 @@ the Discord token and the model key are described by their shape only.
 Checks, in order: where the settings came from; the Discord token (present, three dot-separated parts
 whose first decodes to the bot's user id, as Discord's bot tokens do); Discord endpoint overrides and
 the message-content intent; the model endpoint (key accepted by the client's own validation, then a
-model listing: does it answer and take the key; is the chosen model offered); prices for the chosen
+model listing: does it answer and take the key; is the chosen model offered; does it offer a
+moderation API, for the ``moderation`` server option: one tiny moderation call); prices for the chosen
 models; the data folder, database (writable, migrations applied) and log folder; the tokenizer
 (loads from the package, offline).
 
@@ -25,9 +26,12 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.llm.client import LLMClient
 
 Status = Literal["ok", "warn", "FAIL"]
 HEARTBEAT_MAX_AGE_SECONDS = 90.0  # three missed 30-second beats
@@ -170,8 +174,9 @@ async def endpoint_checks(settings: Settings, timeout_s: float = 10.0) -> list[C
         return [Check("FAIL", "model endpoint", f"{where}: {exc.player_message}")]
     async with client:
         result = await client.check(timeout_s=timeout_s)
-    if not result.ok:
-        return [Check("FAIL", "model endpoint", f"{where}: {result.detail}")]
+        if not result.ok:
+            return [Check("FAIL", "model endpoint", f"{where}: {result.detail}")]
+        moderation = await moderation_check(client, timeout_s=timeout_s)
     checks = [Check("ok", "model endpoint", f"{where}: {result.detail}")]
     if result.models:
         for model in dict.fromkeys([settings.dm_model, settings.summary_model or settings.dm_model]):
@@ -181,7 +186,28 @@ async def endpoint_checks(settings: Settings, timeout_s: float = 10.0) -> list[C
                 sample = ", ".join(sorted(result.models)[:5])
                 checks.append(Check("FAIL", f"model {model}", f"not offered by the endpoint (it has e.g. {sample});"
                                                               " set DM_MODEL"))
+    checks.append(moderation)
     return checks
+
+
+async def moderation_check(client: LLMClient, timeout_s: float = 10.0) -> Check:
+    """Does the endpoint offer a moderation API (one tiny call with a harmless sentence)? "ok" when
+    it does, "warn" when it has none or the call failed: moderation is an optional server option, so
+    this never fails the report. ``timeout_s``: seconds."""
+    from bot.game.moderation import MODERATION_MODEL, PROBE_TEXT
+    from bot.llm.errors import LLMError, ModerationUnavailable
+
+    try:
+        await client.moderate([PROBE_TEXT], model=MODERATION_MODEL, deadline_s=timeout_s)
+    except ModerationUnavailable:
+        return Check("warn", "moderation", "the endpoint has no moderation API: the `moderation` server option"
+                                           " can't be turned on (OpenAI's endpoint has one)")
+    except LLMError as exc:
+        status = f" HTTP {exc.status}" if exc.status is not None else ""
+        return Check("warn", "moderation", f"could not tell: the moderation call failed ({type(exc).__name__}"
+                                           f"{status})")
+    return Check("ok", "moderation", f"offered ({MODERATION_MODEL}): the `moderation` server option can be"
+                                     " turned on")
 
 
 async def collect_checks(settings: Settings, *, env_file: str | None = None, timeout_s: float = 10.0) -> list[Check]:

@@ -5,7 +5,7 @@ Times are UNIX seconds (float, UTC). Token counts are tiktoken tokens of the cam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 CampaignStatus = Literal["active", "paused", "ended"]
@@ -40,6 +40,10 @@ class GuildConfig:
         player_daily_token_budget: tokens per UTC day per player, 0 = unlimited.
         dm_style: free text describing the narrative style.
         content_rating: "family", "teen" or "mature".
+        show_monster_hp: the combat tracker shows monsters' hit points as numbers (default: described
+            as unhurt, hurt, bloodied or down).
+        moderation: player input and the DM's output are checked with the endpoint's moderation API,
+            with thresholds that follow ``content_rating`` (``bot.game.moderation``; default off).
     """
 
     guild_id: int
@@ -54,6 +58,8 @@ class GuildConfig:
     player_daily_token_budget: int
     dm_style: str
     content_rating: ContentRating
+    show_monster_hp: bool = False
+    moderation: bool = False
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -207,6 +213,7 @@ class CampaignStatusReport:
         busy: True while the DM is writing a reply.
         turn_mode, model: the server's turn mode and model.
         unsummarised_tokens: prompt tokens the story not yet folded into the summary would cost.
+        guard_interventions: output-guard rule -> times it stepped in (for admins).
     """
 
     campaign: Campaign
@@ -218,6 +225,7 @@ class CampaignStatusReport:
     turn_mode: TurnMode = "batch"
     model: str = ""
     unsummarised_tokens: int = 0
+    guard_interventions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,3 +317,28 @@ class SearchHit:
     label: str
     snippet: str
     rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedMessage:
+    """A player message the DM did not take (e.g. flagged by moderation): stored for the campaign's
+    admins, never sent to the model. ``reason`` is the intake's reason word (``"moderated"``);
+    ``created_at`` UNIX seconds."""
+
+    id: int
+    campaign_id: int
+    author_id: int
+    author_name: str
+    content: str
+    reason: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TableSafety:
+    """A campaign's safety tools: *lines* (content never in the story), *veils* (content that may
+    happen, off screen only) and how often the X-card was used (never by whom)."""
+
+    lines: tuple[str, ...] = ()
+    veils: tuple[str, ...] = ()
+    xcard_uses: int = 0

@@ -16,6 +16,8 @@ Commands (also ``Name: /command`` to run one as that player)::
     /lore add [secret] <kind> <name> [| description [| alias, alias]]   (kinds: npc place faction item quest fact)
     /lore edit <name> | <field>: <value> [| ...]   (name aliases description kind status secret)
     /lore pin <name>   /lore unpin <name>   /lore revert <name> <change number>
+    /combat [show]   /combat add <monster or party member> [count]   /combat init [roll]
+    /combat next   /combat remove <name>   /combat end   (the tracker prints as the fight changes)
     /roll <dice> [reason]   /undo   /retry   /pause   /resume   /end   /help   /quit
 
 The terminal player is the campaign's admin, so every command is allowed. Commands wait until the DM
@@ -37,7 +39,16 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bot.config import Settings
 from bot.errors import BotError, UserInputError
-from bot.game.api import Actor, ChannelRef, CharacterSheetInput, DMReply, GameAPI, IncomingMessage, LoreEdit
+from bot.game.api import (
+    Actor,
+    ChannelRef,
+    CharacterSheetInput,
+    DMReply,
+    GameAPI,
+    IncomingMessage,
+    LoreEdit,
+    TrackerView,
+)
 from bot.game.lorebook import LORE_KINDS, split_aliases
 from bot.models import LoreEntry, SearchHit
 
@@ -77,6 +88,11 @@ def split_speaker(line: str, current: str) -> tuple[str, str]:
     return current, line
 
 
+def tracker_text(view: TrackerView) -> str:
+    """The tracker as terminal lines: ``[combat]`` and its title, then the initiative order."""
+    return "\n".join([f"[combat] {view.title}", *(f"  {line}" for line in view.lines)])
+
+
 class TerminalNarrator:
     """Prints DM replies (with dice breakdowns) and notices to ``out``."""
 
@@ -95,6 +111,14 @@ class TerminalNarrator:
             self.out.flush()
         except (OSError, ValueError) as exc:
             log.warning("could not print a reply: %s", exc)
+
+    async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
+        """Print the combat tracker (the same text Discord shows in its tracker embed)."""
+        try:
+            self.out.write(f"\n{tracker_text(view)}\n\n")
+            self.out.flush()
+        except (OSError, ValueError) as exc:
+            log.warning("could not print the tracker: %s", exc)
 
     @contextlib.asynccontextmanager
     async def thinking(self, channel_id: int) -> AsyncIterator[None]:
@@ -196,6 +220,8 @@ async def _command(game: TerminalGame, where: ChannelRef, actor: Actor, line: st
         out.write(search_lines(arg, await game.search(where, actor, arg)) + "\n")
     elif cmd == "lore":
         await _lore(game, where, actor, arg, out)
+    elif cmd == "combat":
+        await _combat(game, where, actor, arg, out)
     elif cmd == "export":
         text = await game.export_markdown(where)
         if arg:
@@ -306,6 +332,40 @@ async def _lore(game: TerminalGame, where: ChannelRef, actor: Actor, arg: str, o
         out.write(f"Reverted: {entry_line(entry)}\n")
     else:
         out.write(f"Unknown /lore command '{sub}'. /help lists them.\n")
+
+
+async def _combat(game: TerminalGame, where: ChannelRef, actor: Actor, arg: str, out: IO[str]) -> None:
+    """Run one ``/combat ...`` command (see the module docstring); the tracker itself is printed by
+    the narrator after every change."""
+    sub, _, rest = arg.partition(" ")
+    sub, rest = sub.lower(), rest.strip()
+    if sub in ("", "show"):
+        out.write(tracker_text(await game.combat_show(where)) + "\n")
+        return
+    if sub == "add":
+        name, count = rest, 1
+        head, _, tail = rest.rpartition(" ")
+        if head.strip() and tail.isdigit():
+            name, count = head.strip(), int(tail)
+        if not name:
+            out.write("Usage: /combat add <monster or party member> [count]\n")
+            return
+        change = await game.combat_add(where, actor, name, count)
+    elif sub == "init":
+        if rest and not rest.lstrip("-").isdigit():
+            out.write("Usage: /combat init [your roll's total]\n")
+            return
+        change = await game.combat_init(where, actor, int(rest) if rest else None)
+    elif sub == "next":
+        change = await game.combat_next(where, actor)
+    elif sub == "remove":
+        change = await game.combat_remove(where, actor, rest)
+    elif sub == "end":
+        change = await game.combat_end(where, actor)
+    else:
+        out.write(f"Unknown /combat command '{sub}'. /help lists them.\n")
+        return
+    out.write(f"  ({change.text})\n")
 
 
 async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None = None,

@@ -76,8 +76,8 @@ def sheet_embed(character: Character) -> discord.Embed:
     return embed
 
 
-def status_embed(report: CampaignStatusReport) -> discord.Embed:
-    """``/campaign status`` as an embed."""
+def status_embed(report: CampaignStatusReport, *, for_admin: bool = False) -> discord.Embed:
+    """``/campaign status`` as an embed; ``for_admin`` adds how often the output guard stepped in."""
     c = report.campaign
     embed = discord.Embed(title=c.title, colour=EMBED_COLOUR,
                           description=(c.setting[:1500] or None))
@@ -92,6 +92,9 @@ def status_embed(report: CampaignStatusReport) -> discord.Embed:
     embed.add_field(name="Table", value=f"turn mode `{report.turn_mode}`, model `{report.model}`")
     embed.add_field(name="Waiting", value=f"{report.pending_actions} action(s)"
                     + (" — the DM is writing" if report.busy else ""))
+    if for_admin:
+        guarded = ", ".join(f"{rule} {n}" for rule, n in sorted(report.guard_interventions.items()))
+        embed.add_field(name="Output guard (admins)", value=guarded or "never needed", inline=False)
     return embed
 
 

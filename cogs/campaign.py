@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import DungeonMasterBot, respond
+from bot.app import DungeonMasterBot, is_server_admin, respond
 from bot.game.rules import SEARCH_QUERY_MAX, SETTING_MAX, TITLE_MAX, TONE_MAX
 from bot.models import SearchHit
 from cogs._common import actor_of, status_embed, where_of
@@ -83,7 +83,7 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
         """Show the campaign, the party and what the DM is working on."""
         await interaction.response.defer(thinking=True)
         report = await self.bot.game.status(where_of(interaction))
-        await respond(interaction, embed=status_embed(report))
+        await respond(interaction, embed=status_embed(report, for_admin=is_server_admin(interaction)))
 
     @app_commands.command(name="recap")
     @app_commands.describe(private="Only you see the recap",

@@ -26,6 +26,7 @@ from bot.models import (
     LoreRevision,
     RollRecord,
     SearchHit,
+    TableSafety,
     UsageReport,
 )
 
@@ -55,7 +56,8 @@ class IncomingMessage:
 
 IntakeStatus = Literal["queued", "ignored", "refused"]
 IntakeReason = Literal["", "action", "bot", "empty", "channel_not_allowed", "prefix", "ooc", "not_mentioned",
-                       "no_campaign", "paused", "duplicate", "too_long", "budget", "queue_full", "cooldown"]
+                       "no_campaign", "paused", "duplicate", "too_long", "budget", "queue_full", "cooldown",
+                       "moderated"]
 ReplyKind = Literal["turn", "retry", "notice", "recovered"]
 
 
@@ -68,7 +70,9 @@ class Intake:
     which, as a short machine-friendly word ("bot", "ooc", "prefix", "no_campaign", "paused",
     "not_mentioned", "channel_not_allowed", "empty", "duplicate").
     ``refused``: for the DM but not accepted; ``player_message`` says why, for the author (too long,
-    queue full, on cooldown, budget spent, not in the party...).
+    queue full, on cooldown, budget spent, not in the party...). Reason "moderated": flagged by the
+    server's moderation; the message is stored as refused (``refused_messages``), never sent to the DM,
+    and the adapter shows ``player_message`` to its author only (ephemeral, or a short reply).
     """
 
     status: IntakeStatus
@@ -99,8 +103,54 @@ class DMReply:
     campaign_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TrackerView:
+    """The combat tracker as the table sees it (built by ``bot.game.tracker.render``): a title (the
+    round and whose turn it is) and one line per combatant in initiative order.
+
+    Attributes:
+        round: 1, 2, ...; 0 before the first turn.
+        active: the name of the combatant whose turn it is (None before the first turn or when over).
+        lines: one per combatant: a marker for the active one, initiative, name, hit points (player
+            characters as numbers; monsters described unless the server shows numbers), conditions.
+        ended: True once the fight is over (the last view of it).
+    """
+
+    round: int
+    active: str | None
+    lines: tuple[str, ...]
+    ended: bool = False
+
+    @property
+    def title(self) -> str:
+        """``Combat: round 2, Aria's turn`` (or not started / over)."""
+        if self.ended:
+            return "Combat: the fight is over"
+        if self.round == 0 or self.active is None:
+            return "Combat: not started (the first turn begins round 1)"
+        return f"Combat: round {self.round}, {self.active}'s turn"
+
+    @property
+    def text(self) -> str:
+        """The whole tracker as plain text (terminal play prints it; Discord puts it in an embed)."""
+        return "\n".join([self.title, *(self.lines or (() if self.ended else ("(nobody in the fight yet)",)))])
+
+
+@dataclass(frozen=True, slots=True)
+class CombatChange:
+    """What a ``/combat`` command did: the tracker after it and a sentence for the caller."""
+
+    view: TrackerView
+    text: str
+
+
 class Narrator(Protocol):
     """The adapter side: how the core speaks to a channel."""
+
+    async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
+        """Show the combat tracker in ``channel_id``: Discord posts it once and then edits that message
+        in place (a deleted one is posted anew); the terminal prints it. Must not raise for platform
+        trouble: log it instead."""
 
     async def deliver(self, reply: DMReply) -> None:
         """Show a DM reply (or a notice) in ``reply.channel_id``. Must not raise for platform
@@ -290,4 +340,49 @@ class GameAPI(Protocol):
                      for_table: bool = False) -> Sequence[SearchHit]:
         """The best matches of ``query`` across the story, the chronicle and the lorebook, with turn
         numbers and snippets (the match between ``**``); secrets as for ``lore_show``."""
+        ...
+
+    # --- combat ----------------------------------------------------------------------------------
+    # The running fight of the channel's campaign. Looking is for everyone; next, add, remove and end
+    # need the campaign's creator or an admin (NotAllowed); every change shows the tracker through the
+    # Narrator (``show_tracker``). CombatError (a UserInputError) for an impossible request.
+    async def combat_show(self, where: ChannelRef) -> TrackerView:
+        """The tracker of the running fight. Raises CombatError without one."""
+        ...
+    async def combat_next(self, where: ChannelRef, actor: Actor) -> CombatChange:
+        """End the current turn: the next combatant who can act (the first call begins round 1)."""
+        ...
+    async def combat_add(self, where: ChannelRef, actor: Actor, name: str, count: int = 1, *,
+                         hp: int | None = None, ac: int | None = None) -> CombatChange:
+        """Add a party member by name, or ``count`` monsters (SRD numbers; homebrew needs ``hp`` and
+        ``ac``) with initiative rolled by code; starts the fight when none runs."""
+        ...
+    async def combat_remove(self, where: ChannelRef, actor: Actor, name: str) -> CombatChange:
+        """Take a combatant out of the fight."""
+        ...
+    async def combat_end(self, where: ChannelRef, actor: Actor) -> CombatChange:
+        """End the fight (the tracker shows its final standings)."""
+        ...
+    async def combat_init(self, where: ChannelRef, actor: Actor, roll: int | None = None) -> CombatChange:
+        """The caller's character rolls initiative (their own total, or d20 by code): joins the
+        running fight, or changes its initiative. Raises NotInParty without a character."""
+        ...
+    async def combat_names(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """For autocomplete: the fight's combatants matching ``prefix``."""
+        ...
+    async def combat_addable(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """For autocomplete: party members not in the fight, then SRD monster names, matching ``prefix``."""
+        ...
+
+    # --- table safety ----------------------------------------------------------------------------
+    async def safety_show(self, where: ChannelRef) -> TableSafety:
+        """The campaign's lines, veils and how often the X-card was used."""
+        ...
+    async def safety_change(self, where: ChannelRef, actor: Actor, kind: Literal["lines", "veils"], topic: str, *,
+                            remove: bool = False) -> TableSafety:
+        """Add or remove a line (never in the story) or a veil (off screen only); creator or admin."""
+        ...
+    async def xcard(self, where: ChannelRef, what: str = "") -> None:
+        """Anyone, anonymously: the DM's last reply is rewritten without ``what`` (delivered as a
+        retry; nobody is told who asked)."""
         ...

@@ -98,7 +98,8 @@ class CampaignCommands:
             pending_actions=len(session.pending),
             summary_tokens=session.summary.token_count if session.summary else 0, busy=session.busy,
             turn_mode=session.config.turn_mode, model=session.config.model,
-            unsummarised_tokens=memory.unsummarised_tokens(session.history))
+            unsummarised_tokens=memory.unsummarised_tokens(session.history),
+            guard_interventions=await self.store.guard.counts(session.campaign.id))
 
     async def recap(self, where: ChannelRef, chapter: int | None = None) -> str:
         """The story so far (Markdown, no model call): without ``chapter``, the chronicle's latest

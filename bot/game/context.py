@@ -7,8 +7,10 @@ A turn's prompt, in order::
     user/asst  the newest story messages that fit ``history_token_budget``: each past turn's actions
                and table notes as ONE user message, the DM's narration as the assistant message
                                                                               -- sticky window, see below
-    user       "[Table]: the party now: <sheets>", "[Table]: What you remember ..." (the lore block of
-               ``bot.game.lore``, within ``lore_token_budget``) + this turn's actions, one line each
+    user       "[Table]: the party now: <sheets>", while a fight runs "[Table]: A fight is running..."
+               (``encounter_block``: round, order, every combatant's numbers, whose turn it is),
+               "[Table]: What you remember ..." (the lore block of ``bot.game.lore``, within
+               ``lore_token_budget``) + this turn's actions, one line each
 
 Why the party sheets come last rather than right after the system message (as first sketched in the
 design): hit points, conditions and items change in most combat turns; placed early, every change would
@@ -29,12 +31,13 @@ quoted the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary
+from bot.game.combat import Combatant, Encounter
+from bot.models import Campaign, Character, GuildConfig, StoryMessage, Summary, TableSafety
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role + label + delimiters, per history message (estimate, tokens)
 JUMP_TO_FRACTION = 0.6
@@ -71,14 +74,29 @@ def clean_name(name: str) -> str:
     return cleaned[:60] or "someone"
 
 
-def system_prompt(campaign: Campaign, config: GuildConfig, summary: Summary | None = None) -> str:
+def safety_block(safety: TableSafety | None) -> str:
+    """The table's lines and veils as rules of the system message ("" when none are set)."""
+    if safety is None or not (safety.lines or safety.veils):
+        return ""
+    parts = ["Table safety (agreed by the players; always keep it):"]
+    if safety.lines:
+        parts.append("- Lines, never part of the story in any form: " + "; ".join(quote(x) for x in safety.lines) + ".")
+    if safety.veils:
+        parts.append("- Veils, may happen but only off screen (fade to black, no detail): "
+                     + "; ".join(quote(x) for x in safety.veils) + ".")
+    return "\n".join(parts)
+
+
+def system_prompt(campaign: Campaign, config: GuildConfig, summary: Summary | None = None,
+                  safety: TableSafety | None = None) -> str:
     """The one system message: DM persona and rules with the campaign's title, setting and tone, the
-    server's content rating and style, and the running summary (if any)."""
+    server's content rating and style, the table's lines and veils, and the running summary (if any)."""
     text = _template().format(
         content_rating=config.content_rating, rating_rule=RATING_RULES.get(config.content_rating, ""),
         dm_style=config.dm_style or "classic", title=quote(campaign.title),
         setting=quote(campaign.setting or "(the DM decides)"), tone=quote(campaign.tone or "(the DM decides)"))
-    return text.rstrip("\n") + "\n\n" + summary_block(summary)
+    rules = safety_block(safety)
+    return text.rstrip("\n") + ("\n\n" + rules if rules else "") + "\n\n" + summary_block(summary)
 
 
 def summary_block(summary: Summary | None) -> str:
@@ -101,6 +119,81 @@ def party_block(party: Sequence[Character]) -> str:
             + (f", carrying: {', '.join(c.inventory)}" if c.inventory else "")
             + f" (played by {clean_name(c.player_name)})"
             + (f". Backstory: <<<{quote(c.backstory)}>>>" if c.backstory else ""))
+    return "\n".join(lines)
+
+
+FOLLOWING_MAX = 8  # monsters named in the encounter block's "play them next" sentence
+
+
+def _combatant_line(c: Combatant, acting: bool) -> str:
+    kind = "player character" if c.kind == "pc" else c.kind
+    text = (f"{'>>' if acting else '-'} {clean_name(c.name)} [{c.id}] ({kind}), initiative {c.initiative}: "
+            f"HP {c.hp}/{c.max_hp}, AC {c.ac}")
+    if c.conditions:
+        text += f", conditions: {', '.join(clean_name(x) for x in c.conditions)}"
+    if c.dead:
+        text += ", DEAD"
+    elif c.hp <= 0 and c.kind != "pc":
+        text += ", down"
+    elif c.unconscious:
+        text += (", unconscious and stable" if c.stable else
+                 f", unconscious, death saves {c.death_successes} succeeded / {c.death_failures} failed")
+    return text
+
+
+def _following(encounter: Encounter, start: int) -> tuple[list[Combatant], Combatant | None]:
+    """After the combatant at ``start``: the monsters/NPCs whose turns come before the next player
+    character's, and that player character (None: none can act)."""
+    n = len(encounter.combatants)
+    monsters: list[Combatant] = []
+    for step in range(1, n + 1):
+        c = encounter.combatants[(start + step) % n]
+        if c.down:
+            continue
+        if c.kind == "pc":
+            return monsters, c
+        if step < n:
+            monsters.append(c)
+    return monsters, None
+
+
+def encounter_block(encounter: Encounter, acted: Collection[int] = ()) -> str:
+    """The running fight as a compact ``[Table]`` paragraph for the turn's last message, beside the
+    party's sheets: the round, the initiative order with every combatant's hit points, AC,
+    conditions and death saves (the DM sees the numbers; the table's tracker words them), whose
+    turn it is, and what this turn resolves.
+
+    Args:
+        encounter: the fight (player characters' numbers synced with their sheets).
+        acted: user ids of the players whose actions this turn answers: when the combatant whose turn
+            it is belongs to one of them, the turn resolves that character's action.
+    """
+    active = encounter.active
+    lines = [f"[Table]: A fight is running; the game keeps its numbers. Round {encounter.round}, initiative "
+             "order (>> marks whose turn it is):"]
+    lines += [_combatant_line(c, c is active) for c in encounter.combatants]
+    if active is None:
+        lines.append("Nobody's turn has begun: call end_turn to begin round 1.")
+        return "\n".join(lines)
+    monsters, next_pc = _following(encounter, encounter.current % len(encounter.combatants))
+    names = ", ".join(clean_name(m.name) for m in monsters[:FOLLOWING_MAX]) + (
+        ", ..." if len(monsters) > FOLLOWING_MAX else "")
+    stop = (f"and stop when it is {clean_name(next_pc.name)}'s turn: ask them what they do." if next_pc is not None
+            else "and go on until the fight is decided.")
+    who = clean_name(active.name)
+    if active.kind == "pc" and active.player_id in acted:
+        then = (f"then play the monsters whose turns follow ({names}) with the attack tool, calling end_turn after "
+                "each, " if monsters else "")
+        lines.append(f"This turn resolves {who}'s action: resolve it with the tools (attack, damage, heal...), "
+                     f"call end_turn, {then}{stop}")
+    elif active.kind == "pc":
+        lines.append(f"It is {who}'s turn, but their player has not acted yet: answer the others in the scene "
+                     f"without giving them a turn out of order, ask {who} what they do, and do not end {who}'s turn.")
+    else:
+        more = f"then the monsters after it ({names}) the same way, " if monsters else ""
+        lines.append(f"It is {who}'s turn: play it with the attack tool and call end_turn, {more}{stop}")
+    lines.append("Others who spoke are answered in the scene. Every hit point changes through the tools; "
+                 "call end_encounter when the fight is over.")
     return "\n".join(lines)
 
 
@@ -150,10 +243,12 @@ def render_history(window: Sequence[StoryMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def render_turn(party_text: str, actions: Sequence[StoryMessage], lead: str = "", lore: str = "") -> dict[str, Any]:
+def render_turn(party_text: str, actions: Sequence[StoryMessage], lead: str = "", lore: str = "",
+                encounter: str = "") -> dict[str, Any]:
     """The turn's last user message: ``lead`` (table notes since the last reply, if any), the party's
-    sheets, the lore block (``lore``, if any), then this turn's actions, one line each, in order."""
-    parts = [lead, party_text, lore, "\n".join(line(a) for a in actions)]
+    sheets, the encounter block (``encounter``, while a fight runs), the lore block (``lore``, if
+    any), then this turn's actions, one line each, in order."""
+    parts = [lead, party_text, encounter, lore, "\n".join(line(a) for a in actions)]
     return {"role": "user", "content": "\n\n".join(p for p in parts if p)}
 
 
@@ -163,7 +258,7 @@ def render_actions(actions: Sequence[StoryMessage]) -> dict[str, Any]:
 
 
 def build_prompt(system: str, window: Sequence[StoryMessage], party_text: str,
-                 actions: Sequence[StoryMessage], *, lore: str = "") -> list[dict[str, Any]]:
+                 actions: Sequence[StoryMessage], *, lore: str = "", encounter: str = "") -> list[dict[str, Any]]:
     """The whole prompt of a turn (a new list; nothing passed in is mutated).
 
     Args:
@@ -173,12 +268,14 @@ def build_prompt(system: str, window: Sequence[StoryMessage], party_text: str,
         actions: this turn's actions, oldest first.
         lore: the turn's "what you remember" block (``bot.game.lore``), "" for none; it goes in the
             last message, after the party's sheets, so it never changes the cached prefix.
+        encounter: the running fight's ``encounter_block``, "" outside combat; in the last message,
+            right after the party's sheets (likewise outside the cached prefix).
     """
     history = render_history(window)
     lead = ""
     if history and history[-1]["role"] == "user":  # table notes after the last reply: same message
         lead = history.pop()["content"]
-    return [{"role": "system", "content": system}, *history, render_turn(party_text, actions, lead, lore)]
+    return [{"role": "system", "content": system}, *history, render_turn(party_text, actions, lead, lore, encounter)]
 
 
 def message_cost(msg: StoryMessage) -> int:

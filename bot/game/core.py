@@ -11,8 +11,11 @@ commit, deliver, account, remember) -> the adapter's ``Narrator``. Commands go t
     intake.py    ActionIntake         worker.py    TurnWorker          pipeline.py  TurnPipeline
     converse.py  tool rounds          guard.py     the check step      memory.py    MemoryKeeper
     sheets.py    SheetJournal         ledger.py    UsageLedger         notes.py     table notes
+    moderation.py  Moderator (the ``moderation`` option: input in intake, output for the pipeline)
     campaign.py  CampaignCommands     party.py     PartyCommands       export.py    recap, export
     lorebook.py  LoreCommands (/lore, search)
+    combat_commands.py  CombatCommands (/combat)   tracker.py  the tracker view, refresh_tracker
+    combat_tools.py  the model's combat tools (encounter.py: EncounterService, combat.py: the rules)
     configs.py   ServerConfigs        rules.py     sheet limits        options.py   /config values
 
 Permissions: end/pause/resume/undo/retry need the campaign's creator or an admin (``Actor.is_admin``
@@ -27,31 +30,39 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.config import Settings
+from bot.game import combat
 from bot.game.api import (
     Actor,
     ChannelRef,
     CharacterSheetInput,
+    CombatChange,
     IncomingMessage,
     Intake,
     Narrator,
     ReplyKind,
+    TrackerView,
     UndoResult,
 )
 from bot.game.campaign import CampaignCommands, require_manager
+from bot.game.combat import Dice
+from bot.game.combat_commands import CombatCommands
 from bot.game.configs import ServerConfigs
 from bot.game.dice import make_roll
+from bot.game.encounter import EncounterService
 from bot.game.errors import EmptyReply, NotAllowed
 from bot.game.intake import ActionIntake
 from bot.game.ledger import UsageLedger
 from bot.game.lorebook import LoreCommands, LoreEdit
 from bot.game.memory import MemoryKeeper
+from bot.game.moderation import Moderator
 from bot.game.notes import TableNotes, rolls_note
 from bot.game.options import parse_config_value
 from bot.game.party import PartyCommands
 from bot.game.pipeline import TurnPipeline, TurnTiming
-from bot.game.ports import LazyTokenCounter, ModelPort, TokenCounter
+from bot.game.ports import LazyTokenCounter, ModelPort, ModerationPort, TokenCounter
 from bot.game.registry import SessionRegistry
 from bot.game.rules import PLAYER_NAME_MAX
+from bot.game.safety import SafetyCommands, SafetyKind
 from bot.game.session import GameSession, LiveSession
 from bot.game.sheets import SheetJournal
 from bot.game.turns import Clock, MonotonicClock
@@ -66,6 +77,7 @@ from bot.models import (
     RollRecord,
     SearchHit,
     StoryMessage,
+    TableSafety,
     UsageReport,
 )
 from bot.store import Store, default_guild_config
@@ -91,10 +103,13 @@ class Game:
             tests pass ``ManualClock``).
         count_tokens: ``(text, model) -> tokens``; default ``bot.llm.tokens.count_tokens`` (tiktoken,
             offline), loaded on first use.
+        dice: how the fight's rules roll for the model's combat tools (``bot.game.combat.Dice``;
+            default ``combat.roll``, real d20 dice; tests inject fixed dice).
     """
 
     def __init__(self, *, store: Store, llm: ModelPort, settings: Settings, narrator: Narrator,
-                 clock: Clock | None = None, count_tokens: TokenCounter | None = None) -> None:
+                 clock: Clock | None = None, count_tokens: TokenCounter | None = None,
+                 dice: Dice | None = None) -> None:
         self.store = store
         self.llm = llm
         self.settings = settings
@@ -103,13 +118,17 @@ class Game:
         self.count: TokenCounter = count_tokens or LazyTokenCounter()
         self.configs = ServerConfigs(store, default_guild_config(settings))
         self.ledger = UsageLedger(store, self.configs)
+        self.moderator = Moderator(llm if isinstance(llm, ModerationPort) else None, self.ledger)
         self.notes = TableNotes(store, self.count)
+        self.encounters = EncounterService(store, dice or combat.roll)
         self.pipeline = TurnPipeline(store=store, model=llm, settings=settings, narrator=narrator,
-                                     ledger=self.ledger, notes=self.notes, clock=self.clock)
+                                     ledger=self.ledger, notes=self.notes, clock=self.clock,
+                                     encounters=self.encounters, moderator=self.moderator)
         self.registry = SessionRegistry(store=store, settings=settings, configs=self.configs, clock=self.clock,
                                         assemble=self._assemble)
         self.intake = ActionIntake(store=store, registry=self.registry, configs=self.configs, ledger=self.ledger,
-                                   settings=settings, clock=self.clock, count=self.count)
+                                   settings=settings, clock=self.clock, count=self.count, moderator=self.moderator)
+        self.safety_commands = SafetyCommands(store=store, registry=self.registry, pipeline=self.pipeline)
         self.campaigns = CampaignCommands(store=store, registry=self.registry, configs=self.configs)
         self.party_commands = PartyCommands(store=store, registry=self.registry, notes=self.notes)
         self.lore_commands = LoreCommands(store=store, registry=self.registry, count=self.count)
@@ -227,7 +246,8 @@ class Game:
         """Take back the newest turn: its actions, table notes and reply leave the story (kept in the
         database as "undone"), what the DM's lore tools recorded in it is taken back (entries it created
         leave the lorebook, entries it changed return to their previous revision), and, while the
-        session stays loaded, its sheet changes are reverted. Creator or admin only. Raises
+        session stays loaded, its sheet changes are reverted; the running fight returns to its state
+        before the turn (a monster the turn killed stands again). Creator or admin only. Raises
         ``NothingToUndo`` or ``NotAllowed``."""
         live = await self.registry.require(where.channel_id)
         session = live.state
@@ -237,6 +257,7 @@ class Game:
             count = await self.store.story.undo_turn(session.campaign.id, turn)
             if await self.store.lore.undo_turn(session.campaign.id, turn):
                 session.set_lore(await self.store.lore.live(session.campaign.id))
+            await self.encounters.restore(session, turn)  # the fight as it was before the turn
             before = live.sheets.take(turn)
             if before:
                 await live.sheets.restore(before)
@@ -274,6 +295,8 @@ class Game:
         if not (actor.is_admin or actor.is_owner):
             raise NotAllowed(player_message="Only server admins (Manage Server) can change settings.")
         parsed = parse_config_value(key, value)
+        if key == "moderation" and parsed:
+            await self.moderator.probe()  # refuses (ModerationUnavailable) when the endpoint has none
         await self.store.guild_config.set(guild_id, key, parsed, updated_by=actor.user_id)
         self.configs.forget(guild_id)
         config = await self.configs.get(guild_id)
@@ -336,3 +359,65 @@ class Game:
                      for_table: bool = False) -> Sequence[SearchHit]:
         """See ``LoreCommands.search``."""
         return await self.lore_commands.search(where.channel_id, actor, query, for_table=for_table)
+
+    # --- combat (the table's side; the model's tools are in combat_tools.py) ----------------------
+    @property
+    def combat_commands(self) -> CombatCommands:
+        """The ``/combat`` commands (built on first use; tests may replace it)."""
+        commands = self.__dict__.get("_combat_commands")
+        if commands is None:
+            commands = CombatCommands(store=self.store, registry=self.registry, narrator=self.narrator)
+            self.__dict__["_combat_commands"] = commands
+        return commands
+
+    @combat_commands.setter
+    def combat_commands(self, commands: CombatCommands) -> None:
+        self.__dict__["_combat_commands"] = commands
+
+    async def combat_show(self, where: ChannelRef) -> TrackerView:
+        """See ``CombatCommands.show``."""
+        return await self.combat_commands.show(where.channel_id)
+
+    async def combat_next(self, where: ChannelRef, actor: Actor) -> CombatChange:
+        """See ``CombatCommands.next_turn``."""
+        return await self.combat_commands.next_turn(where.channel_id, actor)
+
+    async def combat_add(self, where: ChannelRef, actor: Actor, name: str, count: int = 1, *,
+                         hp: int | None = None, ac: int | None = None) -> CombatChange:
+        """See ``CombatCommands.add``."""
+        return await self.combat_commands.add(where.channel_id, actor, name, count, hp=hp, ac=ac)
+
+    async def combat_remove(self, where: ChannelRef, actor: Actor, name: str) -> CombatChange:
+        """See ``CombatCommands.remove``."""
+        return await self.combat_commands.remove(where.channel_id, actor, name)
+
+    async def combat_end(self, where: ChannelRef, actor: Actor) -> CombatChange:
+        """See ``CombatCommands.end``."""
+        return await self.combat_commands.end(where.channel_id, actor)
+
+    async def combat_init(self, where: ChannelRef, actor: Actor, roll: int | None = None) -> CombatChange:
+        """See ``CombatCommands.initiative``."""
+        return await self.combat_commands.initiative(where.channel_id, actor, roll)
+
+    async def combat_names(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """See ``CombatCommands.combatant_names``."""
+        return await self.combat_commands.combatant_names(where.channel_id, prefix)
+
+    async def combat_addable(self, where: ChannelRef, prefix: str = "") -> list[str]:
+        """See ``CombatCommands.addable_names``."""
+        return await self.combat_commands.addable_names(where.channel_id, prefix)
+
+    # --- table safety ----------------------------------------------------------------------------
+    async def safety_show(self, where: ChannelRef) -> TableSafety:
+        """The campaign's lines, veils and X-card count. Raises ``NoCampaign``."""
+        return await self.safety_commands.show(where.channel_id)
+
+    async def safety_change(self, where: ChannelRef, actor: Actor, kind: SafetyKind, topic: str, *,
+                            remove: bool = False) -> TableSafety:
+        """Add or remove a line or a veil (creator or admin). See ``SafetyCommands.change``."""
+        return await self.safety_commands.change(where.channel_id, actor, kind, topic, remove=remove)
+
+    async def xcard(self, where: ChannelRef, what: str = "") -> None:
+        """Anyone, anonymously: the DM's last reply is rewritten without ``what``. See
+        ``SafetyCommands.xcard``."""
+        await self.safety_commands.xcard(where.channel_id, what)

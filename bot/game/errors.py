@@ -70,3 +70,8 @@ class EmptyReply(BotError):
 
     player_message_default = ("The DM lost the thread for a moment. Your actions are saved; the DM will "
                               "answer them with the next action.")
+
+
+class ModeratedOutput(BotError):
+    """The DM's narration went past the server's content settings (moderation), also when asked
+    again. The actions stay pending."""

@@ -44,7 +44,7 @@ CORRECTIVE_NOTE = ("[Table]: Your previous answer could not be shown. Answer now
                    "happens next in response to the actions above, voice only non-player characters, never "
                    "write the players' lines or decide what their characters do, and do not repeat yourself.")
 REPEAT_SENTENCES = 3
-REPEAT_WORDS = 8
+REPEAT_WORDS = 12
 REPEAT_RUNS = 3
 SHINGLE_WORDS = 10
 LEAK_SHINGLES = 2
@@ -162,16 +162,16 @@ def _cut_repetition(text: str) -> tuple[str, bool]:
             seen.add(s)
     words = [(m.start(), m.group(0).casefold()) for m in _WORD.finditer(text)]
     if len(words) >= REPEAT_WORDS * REPEAT_RUNS:
-        runs: dict[tuple[str, ...], list[int]] = {}
-        for i in range(len(words) - REPEAT_WORDS + 1):
-            runs.setdefault(tuple(w for _, w in words[i:i + REPEAT_WORDS]), []).append(i)
-        for starts in runs.values():
-            spaced = [starts[0]]
-            for at in starts[1:]:
-                if at - spaced[-1] >= REPEAT_WORDS:  # overlapping runs are one run
-                    spaced.append(at)
-            if len(spaced) >= REPEAT_RUNS:
-                cut = min(cut, words[spaced[1]][0])
+        plain = [w for _, w in words]
+        windows = list(zip(*(plain[i:] for i in range(REPEAT_WORDS)), strict=False))  # every run of words
+        looping_runs = {run for run, n in Counter(windows).items() if n >= REPEAT_RUNS}
+        if looping_runs:  # the same run of words three times: a loop, whatever its period
+            seen_runs: set[tuple[str, ...]] = set()
+            for i, run in enumerate(windows):
+                if run in looping_runs and run in seen_runs:
+                    cut = min(cut, words[i][0])
+                    break
+                seen_runs.add(run)
     if cut >= len(text):
         return text, False
     return text[:cut].rstrip(), True

@@ -1,15 +1,18 @@
 """The intake: a channel message on its way to becoming a stored, pending action.
 
 In order: the filters (other bots, OOC, command prefixes, mention mode, too long: ``bot.game.filters``),
-the channel's live campaign, duplicate deliveries, the daily budget, then the queue limit and the
-player's burst gate, then the action is STORED (committed) before anything else can fail, and the
-channel's worker is woken. Refusals are an ``Intake`` with a sentence for the author; nothing here
-raises for the message itself (database errors propagate).
+the channel's live campaign, duplicate deliveries, the daily budget, moderation (when the server turned
+it on: a flagged message is stored in ``refused_messages``, never as an action, and its author gets a
+private sentence), then the queue limit and the player's burst gate, then the action is STORED
+(committed) before anything else can fail, and the channel's worker is woken. Refusals are an
+``Intake`` with a sentence for the author; nothing here raises for the message itself (database
+errors propagate).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from bot.config import Settings
 from bot.game.api import IncomingMessage, Intake, IntakeReason
@@ -17,10 +20,12 @@ from bot.game.configs import ServerConfigs
 from bot.game.errors import NO_CAMPAIGN_MESSAGE, PAUSED_MESSAGE, QUEUE_FULL_MESSAGE, BudgetExhausted, cooldown_message
 from bot.game.filters import classify
 from bot.game.ledger import UsageLedger
+from bot.game.moderation import MODERATED_INPUT_MESSAGE, Moderator
 from bot.game.ports import TokenCounter
 from bot.game.registry import SessionRegistry
 from bot.game.rules import PLAYER_NAME_MAX
 from bot.game.turns import Clock
+from bot.models import Campaign, GuildConfig
 from bot.store import Store
 
 PLAYER_BURST = 3  # actions one player may send within player_cooldown_seconds before being refused
@@ -37,10 +42,12 @@ class ActionIntake:
         settings: ``max_input_chars``, ``channel_queue_limit``, ``player_cooldown_seconds`` (seconds).
         clock: time source for the burst gate and the collection window.
         count: the token counter (each action is counted once, when stored).
+        moderator: checks messages when the server's ``moderation`` option is on (None: never).
     """
 
     def __init__(self, *, store: Store, registry: SessionRegistry, configs: ServerConfigs, ledger: UsageLedger,
-                 settings: Settings, clock: Clock, count: TokenCounter) -> None:
+                 settings: Settings, clock: Clock, count: TokenCounter, moderator: Moderator | None = None) -> None:
+        self.moderator = moderator
         self.store = store
         self.registry = registry
         self.configs = configs
@@ -75,6 +82,9 @@ class ActionIntake:
             await self.ledger.check_budget(msg.guild_id, [msg.author_id])
         except BudgetExhausted as exc:
             return Intake("refused", "budget", exc.player_message)
+        refused = await self._moderate(msg, session.config, session.campaign, session.safety.lines)
+        if refused is not None:
+            return refused
         # No await from here to the store call: the queue slot and the cooldown entry are taken in one
         # step, so a burst of messages handled concurrently cannot all slip past the limits.
         if len(session.pending) + session.storing >= self.settings.channel_queue_limit:
@@ -116,8 +126,11 @@ class ActionIntake:
         if campaign is None or campaign.status != "active":
             reason: IntakeReason = "no_campaign" if campaign is None else "paused"
             return Intake("ignored", reason)
-        character = await self.store.characters.for_player(campaign.id, msg.author_id)
         config = await self.configs.get(campaign.guild_id)
+        refused = await self._moderate(msg, config, campaign)
+        if refused is not None:
+            return refused
+        character = await self.store.characters.for_player(campaign.id, msg.author_id)
         text = msg.content.strip()
         stored, new = await self.store.story.add_action(
             campaign_id=campaign.id, turn=campaign.turn + 1, author_id=msg.author_id,
@@ -125,3 +138,20 @@ class ActionIntake:
             content=text, token_count=self.count(text, config.model), platform_message_id=msg.message_id,
             created_at=msg.created_at)
         return Intake("queued" if new else "ignored", "action" if new else "duplicate", story_message_id=stored.id)
+
+    async def _moderate(self, msg: IncomingMessage, config: GuildConfig, campaign: Campaign,
+                        lines: Sequence[str] = ()) -> Intake | None:
+        """Moderate ``msg`` (when the server's option is on): None to go on, or the refused ``Intake``
+        of a flagged message, which is stored in ``refused_messages`` first (committed) and never
+        becomes an action. The option comes from the server's config alone (an admin's
+        ``/config set``); nothing in the message can change it."""
+        if self.moderator is None or not config.moderation:
+            return None
+        text = msg.content.strip()
+        verdict = await self.moderator.check_input(config, campaign, text, author_id=msg.author_id, lines=lines)
+        if verdict.allowed:
+            return None
+        await self.store.refused.add(campaign_id=campaign.id, author_id=msg.author_id,
+                                     author_name=msg.author_name[:PLAYER_NAME_MAX], content=text,
+                                     reason="moderated", created_at=msg.created_at)
+        return Intake("refused", "moderated", MODERATED_INPUT_MESSAGE)

@@ -2,8 +2,8 @@
 
 Budgets are tokens per UTC day, for the server and for each player whose actions a turn answers
 (0 = unlimited); they are checked before a message is accepted and again before a turn calls the
-model. Every model call is recorded (tokens, cached tokens, US dollars) with its purpose, split
-across the players it served, for ``/usage`` and for the budgets.
+model. Every model call is recorded (tokens, cached tokens, US dollars) with its purpose (turn, retry,
+summary, moderation), split across the players it served, for ``/usage`` and for the budgets.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Literal
 
 from bot.game.configs import ServerConfigs
 from bot.game.errors import GUILD_BUDGET_MESSAGE, PLAYER_BUDGET_MESSAGE, BudgetExhausted
-from bot.llm.types import ChatResult
+from bot.llm.types import ChatResult, ModerationResult
 from bot.models import Campaign, UsageReport
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-Purpose = Literal["turn", "retry", "summary"]
+Purpose = Literal["turn", "retry", "summary", "moderation"]
 
 
 class UsageLedger:
@@ -50,9 +50,9 @@ class UsageLedger:
                     raise BudgetExhausted(player_message=PLAYER_BUDGET_MESSAGE)
 
     async def record(self, campaign: Campaign | None, player_ids: Sequence[int], purpose: Purpose,
-                     calls: Sequence[ChatResult]) -> None:
-        """Store each call's tokens and US dollars. A database problem is logged, never raised (the
-        reply is already out)."""
+                     calls: Sequence[ChatResult | ModerationResult]) -> None:
+        """Store each call's tokens and US dollars (a moderation call: 0 tokens, and 0 dollars unless
+        its model is priced). A database problem is logged, never raised (the reply is already out)."""
         for result in calls:
             try:
                 await self.store.usage.record(

@@ -36,7 +36,13 @@ OPTION_HELP = {
     "player_daily_token_budget": "tokens per UTC day per player, 0 = unlimited",
     "dm_style": "up to 300 characters describing the narrative style",
     "content_rating": "`family`, `teen` or `mature`",
+    "show_monster_hp": "`on` (the combat tracker shows monsters' hit points) or `off` (described: unhurt, hurt, "
+                       "bloodied, down)",
+    "moderation": "`on` (player messages and the DM's replies are checked with the endpoint's moderation API, "
+                  "thresholds following `content_rating`) or `off`",
 }
+_TRUE = ("on", "yes", "true", "1")
+_FALSE = ("off", "no", "false", "0")
 
 
 def text_option(value: str, name: str, max_len: int, *, allow_empty: bool = False,
@@ -98,6 +104,10 @@ def parse_config_value(key: str, raw: str) -> Any:
         return value.lower()
     if key == "dm_style":
         return text_option(value, key, 300)
+    if key in ("show_monster_hp", "moderation"):
+        if value.lower() not in _TRUE + _FALSE:
+            raise UserInputError(f"`{key}` is {OPTION_HELP[key]}.")
+        return value.lower() in _TRUE
     if key == "allowed_channel_ids":
         if value.lower() in ("any", "all", "none", ""):
             return ()

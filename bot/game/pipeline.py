@@ -3,10 +3,12 @@ recovered turn after a restart and ``/retry``.
 
     budget    the server's and the players' daily token budgets       (bot.game.ledger)
     opening   "Previously..." after a long break, from the chronicle      (bot.game.chronicle)
-    context   the prompt: cached system text, sticky history, party, lore, actions  (bot.game.context,
-              bot.game.lore; the model's lore tools are bot.game.lore_tools)
+    context   the prompt: cached system text, sticky history, party, the fight, lore, actions
+              (bot.game.context, bot.game.lore; the model's lore tools are bot.game.lore_tools)
     converse  the model's tool rounds, then its narration                 (bot.game.converse)
     check     the narration is usable; an empty one is asked for again once  (bot.game.guard)
+    fight     the encounter the combat tools changed is stored, with its state before the turn
+              (bot.game.combat_tools, bot.game.encounter)
     commit    one transaction: the reply, table notes, rolls, turn number (bot.store.story)
     deliver   the Narrator port shows it (Discord or the terminal)        (bot.game.api.Narrator)
     named     the lorebook entries the turn named are marked with its number  (bot.game.lore)
@@ -15,9 +17,10 @@ recovered turn after a restart and ``/retry``.
 
 A failure before the commit changes nothing that stays: sheet changes the model's tools made are put
 back, and so are its lorebook changes (not in a retry: there the changes stay, the old reply's and the
-retry's), the actions stay pending (a retry keeps the old reply), and the error propagates as a
-``BotError`` (``play`` turns it into a notice to the table). A new step is one function here and,
-where it has state, one module.
+retry's) and its encounter changes (a retry first puts the fight back as it was before the replaced
+turn, and on failure as the replaced turn left it), the actions stay pending (a retry keeps the old
+reply), and the error propagates as a ``BotError`` (``play`` turns it into a notice to the table). A
+new step is one function here and, where it has state, one module.
 """
 
 from __future__ import annotations
@@ -34,16 +37,22 @@ from bot.config import Settings
 from bot.errors import BotError
 from bot.game import chronicle, guard
 from bot.game.api import DMReply, Narrator, ReplyKind
-from bot.game.context import build_prompt
+from bot.game.combat import Encounter
+from bot.game.combat_tools import CombatTools, sync_fight
+from bot.game.context import build_prompt, encounter_block
 from bot.game.converse import Conversation, converse, without_tool_rounds
-from bot.game.errors import EmptyReply
+from bot.game.encounter import EncounterService
+from bot.game.errors import EmptyReply, ModeratedOutput
+from bot.game.guard_step import GuardStep
 from bot.game.ledger import UsageLedger
 from bot.game.lore import RECENT_MESSAGES, LoreRecall, unknown_names
 from bot.game.lore_tools import LoreTools
+from bot.game.moderation import MODERATED_OUTPUT_NOTICE, Moderator
 from bot.game.notes import TableNotes, changes_note, rolls_note, with_changes
 from bot.game.ports import ModelPort
 from bot.game.session import GameSession, LastTurn, LiveSession
 from bot.game.tools import ToolContext
+from bot.game.tracker import refresh_tracker
 from bot.game.turns import Clock
 from bot.models import StoryMessage
 from bot.store import Store
@@ -77,11 +86,13 @@ class TurnRequest:
         actions: the actions answered, oldest first.
         kind: "turn", "recovered" (left by a previous process) or "retry".
         replacing: for a retry, the newest turn whose reply is regenerated.
+        note: a table note for the model added to the turn's last message (the X-card's request).
     """
 
     actions: tuple[StoryMessage, ...]
     kind: ReplyKind
     replacing: LastTurn | None = None
+    note: str = ""
 
     @property
     def player_ids(self) -> list[int]:
@@ -100,11 +111,14 @@ class TurnPipeline:
         ledger: budgets and usage.
         notes: table notes and token counts.
         clock: time source for the session's last activity.
+        encounters: the fight's rules and storage (default ``EncounterService(store)``, real dice).
     """
 
     def __init__(self, *, store: Store, model: ModelPort, settings: Settings, narrator: Narrator,
-                 ledger: UsageLedger, notes: TableNotes, clock: Clock) -> None:
+                 ledger: UsageLedger, notes: TableNotes, clock: Clock,
+                 encounters: EncounterService | None = None, moderator: Moderator | None = None) -> None:
         self.store = store
+        self.moderator = moderator
         self.model = model
         self.settings = settings
         self.narrator = narrator
@@ -112,7 +126,9 @@ class TurnPipeline:
         self.notes = notes
         self.clock = clock
         self.timings: deque[TurnTiming] = deque(maxlen=10_000)
+        self.guard = GuardStep(store, settings)
         self.lore = LoreRecall()
+        self.encounters = encounters or EncounterService(store)
 
     async def play(self, live: LiveSession, actions: Sequence[StoryMessage], kind: ReplyKind) -> bool:
         """Answer pending ``actions`` (the worker's entry). Returns True when the reply was stored
@@ -128,11 +144,12 @@ class TurnPipeline:
             return False
         return True
 
-    async def retry(self, live: LiveSession) -> None:
-        """Regenerate the newest turn's reply from the same actions; which turn that is is decided
-        under the session's lock, after any running turn or undo. Raises ``NothingToUndo`` and any
-        ``BotError`` of the run (the old reply then stays)."""
-        await self.run(live, TurnRequest((), "retry"))
+    async def retry(self, live: LiveSession, note: str = "") -> None:
+        """Regenerate the newest turn's reply from the same actions (with ``note`` for the model,
+        e.g. the X-card's); which turn that is is decided under the session's lock, after any
+        running turn or undo. Raises ``NothingToUndo`` and any ``BotError`` of the run (the old
+        reply then stays)."""
+        await self.run(live, TurnRequest((), "retry", note=note))
 
     async def notice(self, channel_id: int, text: str) -> None:
         """Tell a channel something as the table's DM (errors, budgets): ``DMReply(kind="notice")``."""
@@ -148,30 +165,40 @@ class TurnPipeline:
         async with session.lock:
             if request.kind == "retry" and request.replacing is None:
                 last = session.last_turn()  # raises NothingToUndo
-                request = TurnRequest(last.actions, "retry", replacing=last)
+                request = TurnRequest(last.actions, "retry", replacing=last, note=request.note)
             session.busy = True
+            fight_version = session.encounter_version
             try:
                 opening = await self.previously(session, request)
                 at_start = live.sheets.snapshot()
                 replaced_sheets = (live.sheets.take(request.replacing.turn)
                                    if request.replacing is not None else None)
                 lore: LoreTools | None = None
+                fight: CombatTools | None = None
+                replaced_fight = session.encounter  # as the replaced turn left it (a retry)
+                fight_restored = False
                 try:
                     await self.ledger.check_budget(session.campaign.guild_id, request.player_ids)
                     if replaced_sheets:
                         await live.sheets.restore(replaced_sheets)
+                    if request.replacing is not None:  # the fight as it was before the replaced turn
+                        fight_restored = await self.encounters.restore(session, request.replacing.turn)
                     before = live.sheets.snapshot()
                     turn = request.replacing.turn if request.replacing else session.campaign.turn + 1
                     lore = LoreTools(self.store, session, turn, self.counter(session))
+                    fight = CombatTools(self.encounters, session, live.sheets, turn)
                     tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update,
-                                        lore=lore)
+                                        lore=lore, combat=fight)
                     prompt = self.context(session, request, await self.chapter_recall(session, request))
-                    text = await self.converse(session, prompt, tools, talk)
+                    text = await self.converse(session, prompt, tools, talk, request.player_ids)
+                    await fight.save()
                     notes, dm = await self.commit(session, request, turn, text, tools)
                 except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
                     if request.replacing is None and lore is not None:  # and its lorebook changes
                         with contextlib.suppress(Exception):
                             await lore.take_back()
+                    with contextlib.suppress(Exception):  # and its encounter changes
+                        await self.put_back_fight(session, request, fight, replaced_fight, fight_restored)
                     if request.replacing is not None:
                         live.sheets.put_back(request.replacing.turn, replaced_sheets)
                     with contextlib.suppress(Exception):
@@ -187,11 +214,35 @@ class TurnPipeline:
                                                talk.model_s, len(prompt)))
                 await self.deliver(session, request, turn, text, tools, opening)
                 await self.mark_named(session, turn, [*(a.content for a in request.actions), text])
+                if session.encounter_version != fight_version:  # the tracker message follows, once a turn
+                    await self.show_tracker(session)
             finally:
                 session.busy = False
                 await self.ledger.record(session.campaign, request.player_ids,
                                          "retry" if request.kind == "retry" else "turn", talk.calls)
         live.memory.maybe_fold()
+
+    async def show_tracker(self, session: GameSession) -> None:
+        """Post or edit the channel's tracker message after a turn changed the fight; a failure is
+        logged (the reply is already out)."""
+        try:
+            await refresh_tracker(self.narrator, self.store, session)
+        except Exception:
+            log.exception("channel %s: updating the combat tracker failed", session.channel_id)
+
+    async def put_back_fight(self, session: GameSession, request: TurnRequest, fight: CombatTools | None,
+                             replaced: Encounter | None, restored: bool) -> None:
+        """After a failed turn: the encounter as it was before it. A new turn's stored change is
+        restored; a retry's fight goes back to how the ``replaced`` turn left it, keeping the state
+        before that turn for a later undo (``restored``: the retry had put that state back)."""
+        saved = fight is not None and fight.saved
+        if request.replacing is None:
+            if saved and fight is not None:
+                await self.encounters.restore(session, fight.turn)
+        elif restored:
+            await self.encounters.save(session, replaced, request.replacing.turn)
+        elif saved:
+            await self.encounters.restore(session, request.replacing.turn)
 
     # --- the steps ---------------------------------------------------------------------------------
     def counter(self, session: GameSession) -> Callable[[str], int]:
@@ -234,26 +285,53 @@ class TurnPipeline:
         recent = [m.content for m in history[-RECENT_MESSAGES:]]
         lore = self.lore.choose(session, [a.content for a in request.actions], recent,
                                 budget=self.settings.lore_token_budget, count=self.counter(session), extra=extra)
-        return build_prompt(session.system_text(), window, session.party_text(), request.actions, lore=lore.text)
+        fight = ""
+        if session.encounter is not None:
+            synced = sync_fight(self.encounters, session.encounter, session.party)
+            fight = encounter_block(synced, {a.author_id for a in request.actions if a.author_id is not None})
+        prompt = build_prompt(session.system_text(), window, session.party_text(), request.actions, lore=lore.text,
+                              encounter=fight)
+        if request.note:
+            last = dict(prompt[-1])
+            last["content"] = f"{last['content']}\n\n[Table]: {request.note}"
+            prompt[-1] = last
+        return prompt
 
     async def converse(self, session: GameSession, prompt: list[dict[str, Any]], tools: ToolContext,
-                       talk: Conversation) -> str:
-        """The model's tool rounds and narration, checked; an unusable narration is asked for once
-        more with a corrective note. Raises ``EmptyReply`` when the second is unusable too, or an
-        ``LLMError``."""
+                       talk: Conversation, player_ids: Sequence[int] = ()) -> str:
+        """The model's tool rounds and narration, checked (``check``); a narration that cannot be
+        shown is asked for once more with a corrective note. Raises ``EmptyReply`` (guard) or
+        ``ModeratedOutput`` (moderation) when the second cannot be shown either, or an ``LLMError``."""
         rounds = self.settings.max_tool_rounds
         async with self.narrator.thinking(session.channel_id):
             text = await converse(self.model, prompt, tools, session.config, rounds=rounds, conversation=talk)
-            checked = guard.check(text)
-            if checked is None:
-                log.info("channel %s: the model's narration was empty; asking once more", session.channel_id)
+            shown, why = await self.check(session, text, player_ids)
+            if shown is None:
+                log.info("channel %s: the narration could not be shown (%s); asking once more", session.channel_id,
+                         type(why).__name__)
                 base = without_tool_rounds(prompt, tools) if tools.calls else prompt
                 again = await converse(self.model, guard.corrected(base), tools, session.config, rounds=0,
                                        conversation=talk)
-                checked = guard.check(again)
-        if checked is None:
-            raise EmptyReply()
-        return checked
+                shown, why = await self.check(session, again, player_ids)
+        if shown is None:
+            raise why or EmptyReply()
+        return shown
+
+    async def check(self, session: GameSession, text: str, player_ids: Sequence[int] = ()
+                    ) -> tuple[str | None, BotError | None]:
+        """The check step: the guard, then moderation when the server turned it on. Returns the text
+        to show, or None and the error that tells the table why it cannot be."""
+        verdict = self.guard.check(session, text)
+        await self.guard.record(session, verdict.interventions)
+        if verdict.failed:
+            return None, EmptyReply()
+        if self.moderator is not None:
+            moderated = await self.moderator.check_output(session.config, session.campaign, verdict.text,
+                                                          player_ids=player_ids, lines=session.safety.lines)
+            if not moderated.allowed:
+                await self.guard.record(session, ["moderated"])
+                return None, ModeratedOutput(player_message=MODERATED_OUTPUT_NOTICE)
+        return verdict.text, None
 
     async def commit(self, session: GameSession, request: TurnRequest, turn: int, text: str,
                      tools: ToolContext) -> tuple[list[StoryMessage], StoryMessage]:

@@ -1,15 +1,16 @@
-"""What the game core needs from outside it, as protocols: the model and a token counter.
+"""What the game core needs from outside it, as protocols: the model, its moderation API and a token
+counter.
 
-``bot.llm.LLMClient`` satisfies ``ModelPort``; ``bot.llm.tokens.count_tokens`` is the default
+``bot.llm.LLMClient`` satisfies ``ModelPort`` and ``ModerationPort``; ``bot.llm.tokens.count_tokens`` is the default
 ``TokenCounter``. Tests pass scripted doubles (tests/support/doubles.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from bot.llm.types import ChatResult
+from bot.llm.types import ChatResult, ModerationResult
 
 
 class ModelPort(Protocol):
@@ -22,6 +23,16 @@ class ModelPort(Protocol):
     async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
                    temperature: float | None = None, max_tokens: int | None = None,
                    tools: list[dict[str, Any]] | None = None) -> ChatResult: ...
+
+
+@runtime_checkable
+class ModerationPort(Protocol):
+    """The endpoint's moderation API (``bot.llm.LLMClient.moderate``): one ``TextModeration`` per
+    text, in order. Raises ``ModerationUnavailable`` when the endpoint has none, other
+    ``bot.llm.errors.LLMError`` subclasses for endpoint trouble. ``deadline_s``: seconds."""
+
+    async def moderate(self, texts: list[str], *, model: str = ...,
+                       deadline_s: float | None = None) -> ModerationResult: ...
 
 
 TokenCounter = Callable[[str, str], int]

@@ -116,6 +116,7 @@ class SessionRegistry:
         state = GameSession(campaign, config, party, summary, history, pending,
                             timings=TurnTimings(s.turn_extend_seconds, s.turn_max_window_seconds),
                             now=self.clock.now(), lore=lore)
+        state.safety = await self.store.safety.get(campaign.id)
         encounter = await self.store.encounters.get(campaign.id)
         if encounter is not None:
             state.encounter = Encounter.from_dict(encounter)

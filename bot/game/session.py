@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bot.game import context as ctxmod
 from bot.game.errors import NothingToUndo
 from bot.game.turns import TurnCollector
-from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary
+from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary, TableSafety
 
 if TYPE_CHECKING:
     from bot.game.combat import Encounter
@@ -65,6 +65,7 @@ class GameSession:
         lore: the live lorebook entries (secrets included), oldest first; kept in step by every
             lore change through ``put_lore``/``drop_lore`` (``lore_version`` counts changes, so a
             matcher built from them knows when to rebuild).
+        safety: the table's lines and veils (``TableSafety``), rules of the system message.
         encounter: the running fight (``bot.game.combat.Encounter``) or None; ``encounter_version``
             counts its changes (the tracker message follows them).
         pending: stored actions not yet answered, oldest first.
@@ -88,6 +89,7 @@ class GameSession:
         self.lore_version = 0
         self.encounter: Encounter | None = None
         self.encounter_version = 0
+        self.safety = TableSafety()
         self.config = config
         self.party = party
         self.summary = summary
@@ -123,6 +125,15 @@ class GameSession:
         """The player's active character, or None."""
         return next((c for c in self.party if c.player_id == player_id), None)
 
+    def spotlight(self) -> int | None:
+        """The user id of the player whose character's turn it is in the running fight (the turn
+        window closes once they act); None outside combat, on a monster's or NPC's turn, or when
+        that character has left the party."""
+        active = self.encounter.active if self.encounter is not None else None
+        if active is None or active.kind != "pc" or active.player_id is None:
+            return None
+        return active.player_id if self.character_of(active.player_id) is not None else None
+
     def find_character(self, name: str) -> Character | None:
         """The active character called ``name`` (case-insensitive, surrounding spaces ignored)."""
         wanted = name.strip().casefold()
@@ -152,6 +163,11 @@ class GameSession:
         """A memory fold replaced the summary and took the oldest ``folded`` history messages."""
         self.summary = summary
         self.history = self.history[folded:]
+        self._system = None
+
+    def set_safety(self, safety: TableSafety) -> None:
+        """The table's lines or veils changed (they are rules of the system message)."""
+        self.safety = safety
         self._system = None
 
     def set_encounter(self, encounter: Encounter | None) -> None:
@@ -235,7 +251,7 @@ class GameSession:
         """The system message (persona, rules, campaign, summary), byte-identical until the summary,
         the options or the campaign change."""
         if self._system is None:
-            self._system = ctxmod.system_prompt(self.campaign, self.config, self.summary)
+            self._system = ctxmod.system_prompt(self.campaign, self.config, self.summary, self.safety)
         return self._system
 
     def party_text(self) -> str:

@@ -9,6 +9,10 @@
 - ``get_character(character)``: read a sheet.
 - ``remember``, ``update_quest``, ``recall``: the lorebook (``bot.game.lore_tools``), through the
   context's ``lore`` (absent: the tools answer with an error).
+- ``start_encounter``, ``add_combatant``, ``remove_combatant``, ``attack``, ``damage``, ``heal``,
+  ``set_condition``, ``clear_condition``, ``end_turn``, ``end_encounter``: the fight
+  (``bot.game.combat_tools``), through the context's ``combat`` (absent: an error); their rolls join
+  ``rolls``, player characters' sheet changes join ``changes``.
 
 Anything wrong — an unknown tool, arguments that are not a JSON object, a missing or mistyped field,
 an unknown character, an impossible change — produces ``{"error": "..."}`` for the model to read and
@@ -26,6 +30,7 @@ from typing import Any
 
 from bot.errors import UserInputError
 from bot.game import rules
+from bot.game.combat_tools import COMBAT_TOOL_NAMES, COMBAT_TOOL_SCHEMAS, CombatTools
 from bot.game.dice import make_roll
 from bot.game.lore_tools import LORE_TOOL_SCHEMAS, LoreTools
 from bot.models import Character, RollRecord
@@ -63,6 +68,7 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
         "parameters": {"type": "object", "properties": {"character": {"type": "string"}},
                        "required": ["character"]}}},
     *LORE_TOOL_SCHEMAS,
+    *COMBAT_TOOL_SCHEMAS,
 ]
 
 
@@ -78,6 +84,7 @@ class ToolContext:
         changes: one short sentence per sheet change ("Borin: HP 12 → 8"), in order.
         calls: ``(tool name, arguments text, result text)`` of every call, in order.
         lore: the turn's lorebook tools (None: the lore tools answer with an error).
+        combat: the turn's combat tools (None: the combat tools answer with an error).
     """
 
     campaign_id: int
@@ -88,6 +95,7 @@ class ToolContext:
     changes: list[str] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     lore: LoreTools | None = None
+    combat: CombatTools | None = None
 
     def find(self, name: Any) -> Character | None:
         """The party member called ``name`` (case-insensitive; a first name is enough when unique)."""
@@ -246,8 +254,28 @@ def _lore_tool(name: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[d
     return tool
 
 
+def _combat_tool(name: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The dispatcher of one combat tool (performed by ``ToolContext.combat``): its rolls join the
+    turn's rolls, and each player character's sheet it changed gets a line in the turn's changes."""
+    async def tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        if ctx.combat is None:
+            return {"error": "combat tracking is not available in this game"}
+        before = {c.id: c for c in ctx.party}
+        result = await ctx.combat.call(name, args, ctx.rolls)
+        now = {c.id: c for c in ctx.combat.session.party}
+        for cid, old in before.items():
+            new = now.get(cid)
+            if new is not None and new != old:
+                ctx.changes.append(describe_change(old, new))
+        ctx.party[:] = [now.get(c.id, c) for c in ctx.party]
+        return result
+
+    return tool
+
+
 _TOOLS = {"roll_dice": _roll_dice, "update_character": _update_character, "get_character": _get_character,
-          **{name: _lore_tool(name) for name in ("remember", "update_quest", "recall")}}
+          **{name: _lore_tool(name) for name in ("remember", "update_quest", "recall")},
+          **{name: _combat_tool(name) for name in COMBAT_TOOL_NAMES}}
 
 
 async def run_tool(ctx: ToolContext, name: str, arguments: str) -> str:

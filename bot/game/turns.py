@@ -2,7 +2,9 @@
 
 The first action opens a window of ``window`` seconds; each further action pushes the close to at least
 ``extend`` seconds after it, but never past ``max_window`` seconds after the first; the window closes
-early once every party member has acted. ``TurnCollector`` is pure logic over times passed in, so tests
+early once every party member has acted, and, while a fight runs and it is a player character's turn
+in the initiative order, as soon as that character's player has acted (the "spotlight"; others'
+actions before it still join the turn). ``TurnCollector`` is pure logic over times passed in, so tests
 drive it with plain numbers.
 
 ``Clock`` is how the session reads the time and waits for a window to close: ``MonotonicClock`` in
@@ -149,14 +151,19 @@ class TurnCollector:
             self.deadline = min(max(self.deadline, now + self.extend), self.opened_at + self.max_window)
         self.actors.add(author_id)
 
-    def ready(self, now: float, party_ids: Collection[int] = ()) -> bool:
-        """True when the turn should close: the deadline passed, or every party member acted.
+    def ready(self, now: float, party_ids: Collection[int] = (), spotlight: int | None = None) -> bool:
+        """True when the turn should close: the deadline passed, every party member acted, or the
+        ``spotlight`` player acted.
 
         ``party_ids``: user ids of the players who have a character (empty: no early close).
+        ``spotlight``: the user id of the player whose character's turn it is in a running fight
+        (None: outside combat, or a monster's turn).
         """
         if self.deadline is None:
             return False
         if now >= self.deadline:
+            return True
+        if spotlight is not None and spotlight in self.actors:
             return True
         return bool(party_ids) and self.actors.issuperset(party_ids)
 

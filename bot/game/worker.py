@@ -1,7 +1,8 @@
 """The turn worker: ONE task per channel that waits for the table's actions and answers them.
 
 The worker parks until the intake wakes it, waits for the turn collector's window to close (the
-table's pace: a short window at a live table, at once in "mention" mode), snapshots the pending
+table's pace: a short window at a live table, at once in "mention" mode; in a fight, as soon as the
+player whose character's turn it is has acted), snapshots the pending
 actions and hands them to the turn pipeline as one turn. Turns of a channel therefore never
 interleave; different channels run concurrently. Actions that arrive while the DM is replying go
 into the next turn. Actions left by a previous process (``recovering``) are answered at once.
@@ -88,7 +89,8 @@ class TurnWorker:
                 continue
             if not session.recovering and session.collector.is_open:
                 while (not session.closed and session.campaign.status == "active"
-                       and not session.collector.ready(self.clock.now(), session.party_ids())):
+                       and not session.collector.ready(self.clock.now(), session.party_ids(),
+                                                       session.spotlight())):
                     await self._park(session.collector.deadline)
                 if session.closed or not session.has_work():
                     continue

@@ -7,6 +7,9 @@ every 5xx, ``APITimeoutError`` and ``APIConnectionError``. The wait is at least 
 retrying stops after ``max_attempts`` or when the next wait would pass the call's deadline, and the
 whole call is also bounded by ``asyncio.timeout(deadline)``. The SDK's own retries are off
 (``max_retries=0``).
+
+``moderate`` (the moderation API, ``POST /moderations``) goes through the same layer; an endpoint
+without one (404/405/501, or a body that is not a moderation result) raises ``ModerationUnavailable``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
@@ -31,13 +34,15 @@ from bot.llm.failures import connection_detail, is_transient, retry_after_second
 from bot.llm.limiter import RateLimiter
 from bot.llm.pricing import PriceTable
 from bot.llm.tokens import count_message_tokens
-from bot.llm.types import ChatResult, ToolCall, Usage
+from bot.llm.types import ChatResult, ModerationResult, TextModeration, ToolCall, Usage
 
 log = logging.getLogger(__name__)
 
 _REASONING = re.compile(r"^o\d")  # o1, o1-mini, o3, o3-mini, o4-mini and their snapshots
 _NO_SYSTEM = ("o1-mini", "o1-preview")
 MAX_BACKOFF_SECONDS = 20.0
+MODERATION_MODEL = "omni-moderation-latest"
+T = TypeVar("T")
 
 
 def _bare(model: str) -> str:
@@ -157,6 +162,55 @@ def _usage(u: Any) -> Usage:
     return Usage(int(u.prompt_tokens or 0), int(u.completion_tokens or 0), int(cached))
 
 
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _moderation_typed(exc: BaseException, attempts: int) -> E.LLMError:
+    """``to_typed``, except that "no such API" answers become ``ModerationUnavailable``: 404 / 405 /
+    501 (what Ollama, llama.cpp and OpenAI itself answer for an unknown URL or method) and a body
+    the SDK cannot read as a moderation result."""
+    status = _status(exc)
+    unreadable = isinstance(exc, (openai.APIResponseValidationError, ValueError, TypeError, KeyError,
+                                  AttributeError))
+    if status in (404, 405, 501) or unreadable:
+        detail = f"HTTP {status}" if status is not None and not unreadable else "an unreadable body"
+        return E.ModerationUnavailable(f"no moderation API at this endpoint ({detail})", status=status,
+                                       request_id=getattr(exc, "request_id", None), attempts=attempts)
+    return to_typed(exc, attempts)
+
+
+def _plain(value: Any) -> dict[str, Any] | None:
+    """A pydantic model (``by_alias``: OpenAI's slash names) or a dict as a dict; None otherwise."""
+    if hasattr(value, "model_dump"):
+        dumped = value.model_dump(by_alias=True, exclude_none=True)
+        return dumped if isinstance(dumped, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _moderation_results(response: Any, expected: int) -> tuple[TextModeration, ...] | None:
+    """The per-text results of a moderation answer, or None when it is not one (wrong count, no
+    scores, a score that is not a number)."""
+    results = getattr(response, "results", None)
+    if not isinstance(results, list) or len(results) != expected:
+        return None
+    out: list[TextModeration] = []
+    for item in results:
+        flagged = getattr(item, "flagged", None) if not isinstance(item, dict) else item.get("flagged")
+        raw_scores = _plain(getattr(item, "category_scores", None) if not isinstance(item, dict)
+                            else item.get("category_scores"))
+        raw_flags = _plain(getattr(item, "categories", None) if not isinstance(item, dict)
+                           else item.get("categories")) or {}
+        if not isinstance(flagged, bool) or not raw_scores:
+            return None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw_scores.values()):
+            return None
+        out.append(TextModeration(flagged, {str(k): bool(v) for k, v in raw_flags.items() if isinstance(v, bool)},
+                                  {str(k): float(v) for k, v in raw_scores.items()}))
+    return tuple(out)
+
+
 class LLMClient:
     """An OpenAI-compatible chat client for the DM.
 
@@ -274,23 +328,23 @@ class LLMClient:
                           model=model, latency_s=time.perf_counter() - started, request_id=request_id,
                           attempts=attempts)
 
-    # --- calls -----------------------------------------------------------------------------------
-    async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
-                   temperature: float | None = None, max_tokens: int | None = None,
-                   tools: list[dict[str, Any]] | None = None, deadline_s: float | None = None) -> ChatResult:
-        """One chat completion with retries. ``messages`` are OpenAI chat messages; ``tools`` OpenAI
-        function-tool schemas. Returns a ``ChatResult`` (cost in US dollars, latency in seconds).
+    # --- the one retry layer --------------------------------------------------------------------
+    async def _retrying(self, send: Callable[[], Awaitable[T]], *, deadline_s: float, estimate: int,
+                        retryable: Callable[[BaseException], bool] = is_transient,
+                        typed: Callable[[BaseException, int], E.LLMError] = to_typed) -> tuple[T, int, float]:
+        """Run ``send`` (one HTTP attempt) under THE retry layer (see the module docstring): tenacity
+        retries what ``retryable`` accepts, waiting at least what the server asks, each attempt holds
+        a limiter slot for ``estimate`` tokens, and the whole call is bounded by ``deadline_s``
+        seconds. Returns ``(value, attempts, started)`` (``started``: ``time.perf_counter`` seconds
+        at the successful attempt).
 
         Raises:
-            AuthenticationFailed, QuotaExhausted, RateLimited, ServiceUnavailable, RequestTimedOut,
-            BadRequest, ContextTooLong, ContentRefused, MalformedResponse (all ``LLMError``).
+            RequestTimedOut when the deadline passes; otherwise ``typed(exc, attempts)`` of the last
+            failure (``to_typed``: the ``LLMError`` subclasses ``chat`` documents).
         """
-        kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
-        deadline_s = deadline_s or self.deadline_s
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + deadline_s
         backoff = wait_random_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
-        estimate = self.estimate_tokens(kwargs)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -311,25 +365,42 @@ class LLMClient:
         attempts = 0
         try:
             async with asyncio.timeout(deadline_s):
-                async for attempt in AsyncRetrying(retry=retry_if_exception(is_transient), wait=wait, stop=stop,
+                async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait, stop=stop,
                                                    before_sleep=before_sleep, reraise=True):
                     with attempt:
                         attempts = attempt.retry_state.attempt_number
                         started = time.perf_counter()
                         async with self.limiter.slot(estimate):
-                            completion = await self.post_completion(kwargs)
-                        request_id = getattr(completion, "_request_id", None)
+                            value = await send()
         except TimeoutError:
             timed_out = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
             log.warning("model call gave up: deadline %.1f s passed after %d attempt(s)", deadline_s, attempts)
             raise timed_out from None
         except openai.OpenAIError as exc:
-            err = to_typed(exc, max(1, attempts))
+            err = typed(exc, max(1, attempts))
             log.warning("model call failed for good: %s status=%s request_id=%s attempts=%d",
                         type(err).__name__, err.status, err.request_id, err.attempts)
             raise err from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise to_typed(exc, max(1, attempts)) from None
+            raise typed(exc, max(1, attempts)) from None
+        return value, attempts, started
+
+    # --- calls -----------------------------------------------------------------------------------
+    async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                   temperature: float | None = None, max_tokens: int | None = None,
+                   tools: list[dict[str, Any]] | None = None, deadline_s: float | None = None) -> ChatResult:
+        """One chat completion with retries. ``messages`` are OpenAI chat messages; ``tools`` OpenAI
+        function-tool schemas. Returns a ``ChatResult`` (cost in US dollars, latency in seconds).
+
+        Raises:
+            AuthenticationFailed, QuotaExhausted, RateLimited, ServiceUnavailable, RequestTimedOut,
+            BadRequest, ContextTooLong, ContentRefused, MalformedResponse (all ``LLMError``).
+        """
+        kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
+        completion, attempts, started = await self._retrying(
+            lambda: self.post_completion(kwargs), deadline_s=deadline_s or self.deadline_s,
+            estimate=self.estimate_tokens(kwargs))
+        request_id = getattr(completion, "_request_id", None)
         try:
             choice = completion.choices[0]
             message = choice.message
@@ -344,6 +415,48 @@ class LLMClient:
             raise E.ContentRefused("reply stopped by the content filter", request_id=request_id, attempts=attempts)
         return self.finish(text, calls, finish, _usage(completion.usage), completion.model or kwargs["model"],
                             started, request_id, attempts)
+
+    async def moderate(self, texts: list[str], *, model: str = MODERATION_MODEL,
+                       deadline_s: float | None = None) -> ModerationResult:
+        """Classify ``texts`` with the endpoint's moderation API (the SDK's ``moderations.create``,
+        ``POST /moderations``), under the same retry layer, limiter and typed errors as ``chat``.
+
+        Returns a ``ModerationResult``: per text, in order, the endpoint's ``flagged``, its per-category
+        verdicts and scores (0..1, OpenAI's category names). Moderation reports no tokens: usage is
+        zero and the cost 0.0 US dollars unless the price table prices ``model``. ``deadline_s``:
+        total time limit, seconds (default: the client's).
+
+        Raises:
+            ModerationUnavailable: the endpoint has no moderation API (404, 405 or 501, or a 200 body
+                that is not a moderation result); never retried.
+            the ``LLMError`` subclasses of ``chat`` for everything else (401, 429, 5xx, timeouts, ...).
+        """
+        if not texts:
+            return ModerationResult((), model=model)
+
+        async def send() -> Any:
+            return await self._openai.moderations.create(input=list(texts), model=model)
+
+        def retryable(exc: BaseException) -> bool:
+            return is_transient(exc) and _status(exc) != 501
+
+        response, attempts, started = await self._retrying(
+            send, deadline_s=deadline_s or self.deadline_s, estimate=0, retryable=retryable,
+            typed=_moderation_typed)
+        request_id = getattr(response, "_request_id", None)
+        results = _moderation_results(response, len(texts))
+        if results is None:
+            raise E.ModerationUnavailable("moderation endpoint answered with a body that is not a moderation "
+                                          "result", request_id=request_id, attempts=attempts)
+        answered = str(getattr(response, "model", None) or model)
+        usage = Usage()
+        priced = self.prices.cost(answered, usage)
+        totals = self._totals.setdefault(answered, ModelTotals())
+        totals.requests += 1
+        totals.cost_usd = None if totals.cost_usd is None else totals.cost_usd + (priced or 0.0)
+        return ModerationResult(results, model=answered, usage=usage, cost_usd=priced or 0.0,
+                                latency_s=time.perf_counter() - started, request_id=request_id,
+                                attempts=attempts)
 
     def stream_chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
                     temperature: float | None = None, max_tokens: int | None = None,

@@ -83,3 +83,20 @@ class MalformedResponse(LLMError):
     """The endpoint answered 200 with something that is not a chat completion."""
 
     player_message_default = "The DM's answer came back garbled. Try again."
+
+
+class ModerationUnavailable(LLMError):
+    """The endpoint has no moderation API: ``/moderations`` answered 404, 405 or 501, or answered
+    with a body that is not a moderation result (Ollama, llama.cpp's server and most local servers
+    have none). Never retried."""
+
+    player_message_default = ("This server's model endpoint has no moderation API, so moderation can't be "
+                              "used here. OpenAI's endpoint has one (omni-moderation-latest); Ollama and "
+                              "llama.cpp don't.")
+    admin_hint_default = ("Moderation needs an endpoint with POST /v1/moderations (OpenAI's); leave the "
+                          "`moderation` option off with this OPENAI_BASE_URL.")
+
+    def __init__(self, message: str = "", *, status: int | None = None, request_id: str | None = None,
+                 attempts: int = 1, player_message: str | None = None, admin_hint: str | None = None) -> None:
+        super().__init__(message, status=status, request_id=request_id, attempts=attempts,
+                         player_message=player_message, admin_hint=admin_hint or self.admin_hint_default)

@@ -69,3 +69,47 @@ class ChatResult:
                 for c in self.tool_calls
             ]
         return message
+
+
+@dataclass(frozen=True, slots=True)
+class TextModeration:
+    """The moderation endpoint's answer for one text.
+
+    Attributes:
+        flagged: the endpoint's own overall verdict (any category over its own threshold).
+        categories: the endpoint's own per-category verdicts, by OpenAI's category names
+            (``"sexual"``, ``"sexual/minors"``, ``"violence/graphic"``, ...).
+        scores: per-category confidence, 0.0 .. 1.0, same names.
+    """
+
+    flagged: bool
+    categories: dict[str, bool] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    """The outcome of one moderation call: one ``TextModeration`` per text sent, in order.
+
+    Attributes:
+        results: per text, in the order given.
+        model: the moderation model the endpoint reported (or the one asked for).
+        usage: tokens (the moderation endpoint reports none: zeros).
+        cost_usd: US dollars; 0.0 unless the price table prices the model (OpenAI's is free).
+        latency_s: wall time of the successful attempt, seconds.
+        request_id: the endpoint's ``x-request-id``, if any.
+        attempts: HTTP attempts the call took (1 = no retry).
+    """
+
+    results: tuple[TextModeration, ...]
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    latency_s: float = 0.0
+    request_id: str | None = None
+    attempts: int = 1
+
+    @property
+    def flagged(self) -> bool:
+        """True when the endpoint flagged any of the texts."""
+        return any(r.flagged for r in self.results)

@@ -1,7 +1,8 @@
 """Persistence in SQLite. All SQL of the bot lives in this package; callers use named methods.
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
-``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``.
+``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``,
+``refused``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from bot.store.chapters import ChapterDraft, ChapterStore
 from bot.store.characters import CharacterStore
 from bot.store.db import Database, MigrationError
 from bot.store.encounters import EncounterStore
+from bot.store.guard import GuardStore
 from bot.store.guild_config import GuildConfigStore, default_guild_config
 from bot.store.lore import LoreStore
+from bot.store.refused import RefusedStore
+from bot.store.safety import SafetyStore
 from bot.store.search import SearchStore
 from bot.store.story import StoryStore
 from bot.store.summaries import SummaryStore
@@ -32,8 +36,11 @@ class Store:
         self.lore = LoreStore(db)
         self.search = SearchStore(db)
         self.encounters = EncounterStore(db)
+        self.guard = GuardStore(db)
+        self.safety = SafetyStore(db)
         self.usage = UsageStore(db)
         self.guild_config = GuildConfigStore(db)
+        self.refused = RefusedStore(db)
 
 
 __all__ = ["ChapterDraft", "Database", "MigrationError", "Store", "default_guild_config", "utc_day"]

@@ -11,6 +11,7 @@ from bot.models import GuildConfig
 from bot.store.db import Database
 
 _JSON_KEYS = ("allowed_channel_ids", "ignored_prefixes")
+_BOOL_KEYS = ("show_monster_hp", "moderation")  # stored as 0/1
 
 
 def default_guild_config(settings: Settings, guild_id: int = 0) -> GuildConfig:
@@ -41,7 +42,7 @@ class GuildConfigStore:
             value = row[key]
             if value is None:
                 continue
-            out[key] = tuple(json.loads(value)) if key in _JSON_KEYS else value
+            out[key] = tuple(json.loads(value)) if key in _JSON_KEYS else bool(value) if key in _BOOL_KEYS else value
         return out
 
     async def effective(self, guild_id: int, defaults: GuildConfig) -> GuildConfig:

@@ -44,7 +44,10 @@ NOT_FOR_THE_DM = {
     1045830621013999658: "2",
     1045830872340897802: "y",  # confirms Avrae's "end combat?"
 }
-LONG_PARAGRAPH = "The corridor stretches on. " * 40  # 1,080 characters: two do not fit in one message
+def long_paragraph(n: int) -> str:
+    """A paragraph of over 1,000 characters (two do not fit in one message) whose sentences all
+    differ, so the output guard does not take it for runaway repetition."""
+    return " ".join(f"Hall {n}, door {i}: the corridor bends on past arch {i * 7 + n}." for i in range(1, 22))
 
 
 def bot_env(fake: FakeDiscord, model_url: str, data_dir: Path, environ: dict[str, str],
@@ -174,13 +177,15 @@ async def test_discord_evening_end_to_end(tmp_path: Path, subprocess_environ: di
                                      options={"key": "model", "value": "gpt-4o"})
             assert "Manage Server" in text_of(refused)
 
-            # a long reply is split under 2,000 characters per message: five paragraphs of 1,079
+            # a long reply is split under 2,000 characters per message: five paragraphs of over 1,000
             # characters, no two of which fit together, are five messages
-            model.push(Reply((LONG_PARAGRAPH + "\n\n") * 5))
+            paragraphs = [long_paragraph(n) for n in range(1, 6)]
+            assert [len(p) for p in paragraphs] == [1109, 1110, 1111, 1111, 1111]
+            model.push(Reply("\n\n".join(paragraphs)))
             before = len(fake.messages_in(channel))
             await fake.send_message(channel, players[0], "I walk down the corridor")
             sent = await fake.wait_for_messages(channel, before + 5)
-            assert [m["content"] for m in sent[before:]] == [LONG_PARAGRAPH.strip()] * 5
+            assert [m["content"] for m in sent[before:]] == paragraphs
 
             # kill -9 mid-turn: the actions are already stored
             model.push(Hang(60))

@@ -60,7 +60,7 @@ async def test_check_with_configured_env_file_passes_and_never_prints_secrets(
         (tmp_path / ".env").write_text(f"DISCORD_TOKEN={bot_token}\nOPENAI_API_KEY={KEY}\n"
                                        f"OPENAI_BASE_URL={model.url}\nDM_MODEL=gpt-4o-mini\n")
         code, out = await cli(tmp_path, "migrate")
-        assert code == 0 and "schema version 4" in out
+        assert code == 0 and "schema version 8" in out
         code, out = await cli(tmp_path, "check")
     assert code == 0, out
     tagged(out, "[ ok ]", "settings")
@@ -69,6 +69,10 @@ async def test_check_with_configured_env_file_passes_and_never_prints_secrets(
     tagged(out, "[ ok ]", "model gpt-4o-mini")
     assert "$0.15 in" in tagged(out, "[ ok ]", "price of gpt-4o-mini")
     assert "up to date" in tagged(out, "[ ok ]", "database")
+    assert tagged(out, "[ ok ]", "moderation") == ("[ ok ] moderation: offered (omni-moderation-latest): the "
+                                                   "`moderation` server option can be turned on")
+    assert [r.body for r in model.moderation_requests] == [
+        {"input": ["The party enters the tavern."], "model": "omni-moderation-latest"}]
     assert bot_token not in out and KEY not in out and "GaBcDe" not in out
     logs = "".join(p.read_text() for p in (tmp_path / "data" / "logs").glob("*.log*"))
     assert KEY not in logs and bot_token not in logs
@@ -88,6 +92,20 @@ async def test_check_reports_refused_key_unknown_model_and_unpriced_model(tmp_pa
         assert code == 1
         tagged(out, "[ ok ]", "model endpoint")
         assert "llama3" in tagged(out, "[FAIL]", "model mystery-model")
+
+
+async def test_check_says_in_one_line_when_the_endpoint_has_no_moderation(
+        tmp_path: Path, cli, bot_token: str) -> None:
+    async with FakeOpenAI(models=["gpt-4o-mini"], require_key=KEY, moderation=None) as model:
+        env = {"DISCORD_TOKEN": bot_token, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": model.url,
+               "DM_MODEL": "gpt-4o-mini"}
+        code, out = await cli(tmp_path, "check", env=env)
+    assert code == 0, out  # optional: a warning, never a failure
+    lines = [line for line in out.splitlines() if "moderation" in line]
+    assert lines == ["[warn] moderation: the endpoint has no moderation API: the `moderation` server option "
+                     "can't be turned on (OpenAI's endpoint has one)"]
+    assert len(model.moderation_requests) == 1  # a 404 is not retried
+    assert KEY not in out
 
 
 async def test_check_reports_an_endpoint_that_is_down(tmp_path: Path, cli, closed_port_url: str) -> None:

@@ -386,3 +386,102 @@ async def test_campaign_search_is_private_by_default_and_hides_secrets(tmp_path:
                                  options={"query": "drowns", "private": False})
         assert not shared[1].get("flags", 0) & EPHEMERAL
         assert shared[1]["content"] == "Nothing in this campaign matches “drowns”."
+
+
+def tracker_posts(t: Table) -> list[dict]:
+    """The tracker embeds the bot posted in the channel (POST bodies), oldest first."""
+    return [m for m in t.fake.messages_in(t.fake.channel_id)
+            if any(str(e.get("title", "")).startswith("Combat:") for e in m.get("embeds") or [])]
+
+
+async def test_combat_add_posts_the_tracker_and_next_edits_that_same_message(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        added = await t.command("combat", t.fake.owner, subcommand="add", options={"name": "Goblin", "count": 2})
+        assert "Goblin 1 (" in text_of(added) and "Goblin 2 (" in text_of(added)
+        await t.fake.wait_for(lambda: len(tracker_posts(t)) == 1, what="the tracker message")
+        posted = tracker_posts(t)[0]
+        embed = posted["embeds"][0]
+        assert embed["title"] == "Combat: not started (the first turn begins round 1)"
+        assert "Goblin 1 — unhurt" in embed["description"] and "Goblin 2 — unhurt" in embed["description"]
+
+        joined = await t.command("combat", t.fake.players[0], subcommand="init", options={"roll": 30})
+        assert "Aria joins the fight with initiative 30." in text_of(joined)
+        refused = await t.command("combat", t.fake.players[1], subcommand="end")
+        assert "Only the campaign's creator or a server admin can end the fight." in text_of(refused)
+        assert refused[-1]["flags"] & EPHEMERAL
+
+        moved = await t.command("combat", t.fake.owner, subcommand="next")
+        assert "Round 1: Aria's turn." in text_of(moved)
+        edits = t.fake.edits_of(posted["id"])
+        assert len(edits) == 2 and len(tracker_posts(t)) == 1  # the init and the next: edited, not re-posted
+        assert edits[-1]["embeds"][0]["title"] == "Combat: round 1, Aria's turn"
+        assert edits[-1]["embeds"][0]["description"].startswith("```\n> 30  Aria — HP ")
+        assert await t.bot.store.encounters.tracker(1) == (t.fake.channel_id, int(posted["id"]))
+
+        # someone deletes the tracker message: the next change posts a new one and edits that from then on
+        t.fake.delete_message(posted["id"])
+        await t.command("combat", t.fake.owner, subcommand="next")
+        await t.fake.wait_for(lambda: len(tracker_posts(t)) == 2, what="a new tracker message")
+        ended = await t.command("combat", t.fake.owner, subcommand="end")
+        assert "The fight is over after 1 round." in text_of(ended)
+        final = t.fake.edits_of(tracker_posts(t)[1]["id"])
+        assert [e["embeds"][0]["title"] for e in final] == ["Combat: the fight is over"]
+
+        shown = await t.command("combat", t.fake.players[0], subcommand="show")
+        assert "There is no fight running." in text_of(shown)
+
+
+async def test_combat_autocompletes_monsters_party_members_and_combatants(tmp_path: Path) -> None:
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        iid, _ = await t.fake.send_interaction("combat", user=t.fake.owner, subcommand="add",
+                                               options={"name": "gob"}, type=4, focused="name")
+        await t.fake.wait_for(lambda: bool(t.fake.interaction_responses(iid)))
+        choices = [c["name"] for c in t.fake.interaction_responses(iid)[0].json["data"]["choices"]]
+        assert choices == ["Goblin", "Hobgoblin"]  # starting with "gob", then containing it
+        iid, _ = await t.fake.send_interaction("combat", user=t.fake.owner, subcommand="add",
+                                               options={"name": "bor"}, type=4, focused="name")
+        await t.fake.wait_for(lambda: bool(t.fake.interaction_responses(iid)))
+        assert next(c["name"] for c in t.fake.interaction_responses(iid)[0].json["data"]["choices"]) == "Borin"
+        await t.command("combat", t.fake.owner, subcommand="add", options={"name": "Borin"})
+        iid, _ = await t.fake.send_interaction("combat", user=t.fake.owner, subcommand="remove",
+                                               options={"name": ""}, type=4, focused="name")
+        await t.fake.wait_for(lambda: bool(t.fake.interaction_responses(iid)))
+        assert [c["name"] for c in t.fake.interaction_responses(iid)[0].json["data"]["choices"]] == ["Borin"]
+
+
+async def test_moderation_on_discord_refusals_are_private_and_config_set_explains_a_missing_api(
+        tmp_path: Path) -> None:
+    from bot.game.moderation import MODERATED_INPUT_MESSAGE, MODERATION_UNAVAILABLE_MESSAGE
+    from tests.support.fake_openai import flag_words
+
+    async with table(tmp_path) as t:
+        await start_with_party(t)
+        t.model.moderation = None  # an endpoint without a moderation API
+        refused = await t.command("config", t.fake.admin, subcommand="set",
+                                  options={"key": "moderation", "value": "on"})
+        assert [r["content"] for r in refused[1:]] == [MODERATION_UNAVAILABLE_MESSAGE, (
+            "-# For admins: Moderation needs an endpoint with POST /v1/moderations (OpenAI's); leave the "
+            "`moderation` option off with this OPENAI_BASE_URL.")]
+        assert all(r["flags"] & EPHEMERAL for r in refused[1:])
+        assert (await t.bot.game.get_config(t.fake.guild_id)).moderation is False
+
+        t.model.moderation = flag_words({"flay": {"violence/graphic": 0.9}})
+        turned_on = await t.command("config", t.fake.admin, subcommand="set",
+                                    options={"key": "moderation", "value": "on"})
+        assert "`moderation` is now `True`" in text_of(turned_on)
+
+        channel = t.fake.channel_id
+        before, chats = len(t.fake.messages_in(channel)), len(t.model.chat_requests)
+        await t.fake.send_message(channel, t.fake.players[0], "I flay the prisoner alive")
+        sent = await t.channel_messages(before + 1)
+        told = sent[before]
+        assert told["content"] == MODERATED_INPUT_MESSAGE and told.get("message_reference")  # a short reply
+        assert told["allowed_mentions"] == {"parse": [], "replied_user": False}
+        acted = await t.command("act", t.fake.players[1], options={"action": "I flay him too"})
+        assert acted[-1]["content"] == MODERATED_INPUT_MESSAGE and acted[-1]["flags"] & EPHEMERAL
+        rows = await t.bot.store.db.fetchall("SELECT author_name, content, reason FROM refused_messages ORDER BY id")
+        assert [tuple(r) for r in rows] == [("ann", "I flay the prisoner alive", "moderated"),
+                                            ("bob", "I flay him too", "moderated")]
+        assert len(t.model.chat_requests) == chats  # the DM never saw either

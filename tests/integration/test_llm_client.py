@@ -273,3 +273,79 @@ def test_from_settings() -> None:
     assert price is not None and price.output == 2
     with pytest.raises(UserInputError):
         LLMClient.from_settings(load_settings(env_file=None, openai_api_key=None))
+
+
+# --- moderation ---------------------------------------------------------------------------------
+
+async def test_moderate_returns_per_text_flags_and_scores_at_no_cost() -> None:
+    from tests.support.fake_openai import MODERATION_BASELINE, flag_words
+
+    scorer = flag_words({"disembowel": {"violence": 0.93, "violence/graphic": 0.71}})
+    async with FakeOpenAI(moderation=scorer) as server, client(server.url) as c:
+        result = await c.moderate(["I open the door.", "I disembowel the guard."])
+        totals = c.totals()
+    assert result.model == "omni-moderation-latest" and result.attempts == 1 and result.request_id
+    assert result.flagged is True
+    clean, bad = result.results
+    assert (clean.flagged, bad.flagged) == (False, True)
+    assert clean.scores["violence"] == MODERATION_BASELINE and len(clean.scores) == 13
+    assert (bad.scores["violence"], bad.scores["violence/graphic"]) == (0.93, 0.71)
+    assert {c for c, f in bad.categories.items() if f} == {"violence", "violence/graphic"}
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.cost_usd) == (0, 0, 0.0)
+    assert result.latency_s > 0
+    assert totals["omni-moderation-latest"].requests == 1 and totals["omni-moderation-latest"].cost_usd == 0.0
+    assert [r.body for r in server.moderation_requests] == [
+        {"input": ["I open the door.", "I disembowel the guard."], "model": "omni-moderation-latest"}]
+    assert server.chat_requests == []
+
+
+async def test_moderate_retries_like_chat_then_maps_errors() -> None:
+    async with FakeOpenAI() as server:
+        server.push_moderation(Error(503), Error(429, code="rate_limit_exceeded", retry_after_ms=200))
+        async with client(server.url) as c:
+            result = await c.moderate(["hello"])
+        assert result.attempts == 3 and result.flagged is False
+        first, second, third = server.moderation_requests
+        assert third.at - second.at >= 0.2
+        server.push_moderation(Error(401, code="invalid_api_key"), Error(429, code="insufficient_quota"))
+        async with client(server.url) as c:
+            with pytest.raises(E.AuthenticationFailed):
+                await c.moderate(["hello"])
+            with pytest.raises(E.QuotaExhausted):
+                await c.moderate(["hello"])
+        assert len(server.moderation_requests) == 5  # neither was retried
+
+
+@pytest.mark.parametrize("step", [Error(404, message="Invalid URL (POST /v1/moderations)"),
+                                  Error(405, message="Method Not Allowed"), Error(501, message="Not Implemented"),
+                                  Malformed(b'{"object": "list", "data": []}'), Malformed(b"<html>nope</html>")])
+async def test_an_endpoint_without_moderation_raises_moderation_unavailable_once(step: object) -> None:
+    async with FakeOpenAI() as server:
+        server.push_moderation(step)  # type: ignore[arg-type]
+        async with client(server.url) as c:
+            with pytest.raises(E.ModerationUnavailable) as info:
+                await c.moderate(["hello"])
+    assert len(server.moderation_requests) == 1  # never retried
+    assert "no moderation API" in info.value.player_message
+    assert info.value.admin_hint and "moderation" in info.value.admin_hint
+
+
+async def test_moderate_against_a_server_without_the_route_and_through_the_limiter() -> None:
+    from bot.llm.limiter import RateLimiter
+
+    async with FakeOpenAI(moderation=None) as server, client(server.url) as c:
+        with pytest.raises(E.ModerationUnavailable) as info:
+            await c.moderate(["hello"])
+        assert info.value.status == 404
+    now = [0.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async with FakeOpenAI() as server, client(server.url) as c:
+        c.limiter = RateLimiter(1, requests_per_minute=1, clock=lambda: now[0], sleep=fake_sleep)
+        await c.chat(MESSAGES)
+        await c.moderate(["hello"])  # the same limiter: waits out the minute the chat call used
+        assert c.limiter.waited_seconds == 60.0
+        assert (await c.moderate([])).results == ()
+    assert len(server.moderation_requests) == 1  # no texts: no call

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.game.api import DMReply
+from bot.game.api import DMReply, TrackerView
 from bot.game.memory import SUMMARY_MARKER
 from bot.game.turns import ManualClock
 from bot.llm.types import ChatResult, ToolCall, Usage
@@ -116,12 +116,13 @@ class ScriptedModel:
 
 
 class RecordingNarrator:
-    """A ``Narrator`` that records every reply and counts ``thinking`` entries; ``await wait_for(n)``
-    until ``n`` replies (or notices) arrived."""
+    """A ``Narrator`` that records every reply and every tracker shown (``trackers``) and counts
+    ``thinking`` entries; ``await wait_for(n)`` until ``n`` replies (or notices) arrived."""
 
     def __init__(self) -> None:
         self.replies: list[DMReply] = []
         self.thinking_entered = 0
+        self.trackers: list[tuple[int, int, TrackerView]] = []
         self._changed = asyncio.Event()
 
     @property
@@ -137,6 +138,11 @@ class RecordingNarrator:
     async def deliver(self, reply: DMReply) -> None:
         """Record ``reply``."""
         self.replies.append(reply)
+        self._changed.set()
+
+    async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
+        """Record the tracker shown, as ``(channel_id, campaign_id, view)``."""
+        self.trackers.append((channel_id, campaign_id, view))
         self._changed.set()
 
     @contextlib.asynccontextmanager

@@ -76,6 +76,8 @@ class FakeDiscord:
         self.players = [self._user(6_000_000_000_000_010 + i, name) for i, name in enumerate(["ann", "bob", "cy"])]
         self.rest_log: list[RestCall] = []
         self.sent_messages: list[dict[str, Any]] = []
+        self.edited_messages: list[dict[str, Any]] = []  # PATCH /channels/{id}/messages/{id} bodies, in order
+        self._posted: dict[str, dict[str, Any]] = {}  # message id -> the message as it stands now
         self.identify_payloads: list[dict[str, Any]] = []
         self.gateway_ops: list[int] = []
         self.connections = 0
@@ -375,11 +377,24 @@ class FakeDiscord:
             msg = self._message(parts[1], body or {})
             record = {**(body or {}), "id": msg["id"], "channel_id": parts[1]}
             self.sent_messages.append(record)
+            self._posted[msg["id"]] = msg
             return ok(msg)
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and m == "PATCH":
+            # Discord: PATCH /channels/{channel.id}/messages/{message.id} edits the bot's own message and
+            # returns the edited message; an unknown (or deleted) one is 404 "Unknown Message" (10008).
+            known = self._posted.get(parts[3])
+            if known is None or known["channel_id"] != parts[1]:
+                return _json_response({"message": "Unknown Message", "code": 10008}, status=404)
+            edits = {k: v for k, v in (body or {}).items() if k in ("content", "embeds", "components", "flags")}
+            known.update({k: (v if v is not None else ([] if k in ("embeds", "components") else ""))
+                          for k, v in edits.items()}, edited_timestamp=_now_iso())
+            self.edited_messages.append({**(body or {}), "id": parts[3], "channel_id": parts[1]})
+            return ok(known)
         if parts[0] == "channels" and len(parts) == 2 and m == "GET":
             return ok(self._channel(int(parts[1])))
         if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages":
             if m == "DELETE":
+                self._posted.pop(parts[3], None)
                 return web.Response(status=204)
             return ok(self._message(parts[1], body or {}))
         if parts[0] == "interactions" and parts[-1] == "callback" and m == "POST":
@@ -398,6 +413,15 @@ class FakeDiscord:
     def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
         """Messages the bot posted in a channel (POST /channels/{id}/messages bodies), in order."""
         return [m for m in self.sent_messages if m["channel_id"] == str(channel_id)]
+
+    def delete_message(self, message_id: int | str) -> None:
+        """Delete one of the bot's messages as a person with Manage Messages would in their client:
+        later edits of it get 404 Unknown Message."""
+        self._posted.pop(str(message_id), None)
+
+    def edits_of(self, message_id: int | str) -> list[dict[str, Any]]:
+        """The PATCH bodies that edited one message, in order."""
+        return [e for e in self.edited_messages if e["id"] == str(message_id)]
 
     def interaction_responses(self, interaction_id: str) -> list[RestCall]:
         """The callback, follow-ups and edits for one interaction, in order."""

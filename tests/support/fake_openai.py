@@ -1,7 +1,7 @@
 """A scriptable OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks.
 
-It speaks the parts of the Chat Completions API the bot uses (``POST /v1/chat/completions``, streamed
-or not, and ``GET /v1/models``) over a real socket, so the real ``openai.AsyncOpenAI`` client talks to
+It speaks the parts of the OpenAI API the bot uses (``POST /v1/chat/completions``, streamed or not,
+``POST /v1/moderations`` and ``GET /v1/models``) over a real socket, so the real ``openai.AsyncOpenAI`` client talks to
 it exactly as it would to OpenAI, OpenRouter, Ollama or llama.cpp's server.
 
 Script it with steps, consumed one per request in order; when the queue is empty the ``default``
@@ -16,6 +16,14 @@ callable (request JSON -> step) answers, and if there is none a plain ``Reply`` 
 Steps: ``Reply`` (text and/or tool calls, usage, optional delay), ``Error`` (status, OpenAI-style error
 body, headers), ``Hang`` (never answers until the client gives up), ``Malformed`` (200 with a body that
 is not a completion), ``Drop`` (close the connection without an answer).
+
+Moderation (``POST /v1/moderations``) answers in OpenAI's shape (``id``, ``model``, ``results`` with
+``flagged``, ``categories``, ``category_scores`` and, for omni models, ``category_applied_input_types``),
+one result per input string. What it scores is scripted by ``moderation``: a ``Scorer`` (text ->
+category scores, e.g. ``flag_words("kill", category="violence")``; the default scores everything
+clean), or None for a server WITHOUT a moderation API, which answers 404 with OpenAI's unknown-URL
+error JSON (as OpenAI-compatible local servers such as llama.cpp and Ollama have no such route).
+``push_moderation`` queues ``Error``/``Hang``/``Malformed``/``Drop`` steps for moderation requests only.
 
 Wait for requests with ``wait_for_chat_requests`` (woken by each request, bounded by a timeout);
 ``in_flight`` counts chat requests received and not answered yet, so a test can prove a turn is
@@ -32,7 +40,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +107,51 @@ class Drop:
 
 
 Step = Reply | Error | Hang | Malformed | Drop
+ModerationStep = Error | Hang | Malformed | Drop
+
+# OpenAI's moderation categories (omni-moderation-latest), in the API's order, and those that also
+# apply to images (``category_applied_input_types`` lists ``["text"]`` for every category of a text).
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions",
+                         "sexual", "sexual/minors", "violence", "violence/graphic")
+MODERATION_FLAG_AT = 0.5  # the fake's own per-category threshold for ``categories[...]`` and ``flagged``
+MODERATION_BASELINE = 1e-6  # the score of a category a text does not touch (OpenAI's are tiny, never 0)
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
+
+Scorer = Callable[[str], Mapping[str, float]]
+"""``text -> {category: score}`` for the categories a text touches (scores 0..1; the rest get
+``MODERATION_BASELINE``)."""
+
+
+def clean_scorer(text: str) -> Mapping[str, float]:
+    """The default ``Scorer``: nothing is harmful."""
+    return {}
+
+
+def flag_words(words: Iterable[str] | Mapping[str, Mapping[str, float]], *, category: str = "violence",
+               score: float = 0.95) -> Scorer:
+    """A ``Scorer`` that scores a text containing one of ``words`` (case-insensitive substring).
+
+    ``words`` is either a list (each word gives ``category`` the score ``score``) or a mapping
+    ``word -> {category: score}``; a text with several words gets the highest score per category.
+    """
+    table: dict[str, dict[str, float]] = (
+        {w.lower(): dict(v) for w, v in words.items()} if isinstance(words, Mapping)
+        else {w.lower(): {category: score} for w in words})
+    for scores in table.values():
+        unknown = set(scores) - set(MODERATION_CATEGORIES)
+        assert not unknown, f"not OpenAI moderation categories: {sorted(unknown)}"
+
+    def scorer(text: str) -> Mapping[str, float]:
+        found: dict[str, float] = {}
+        lowered = text.lower()
+        for word, scores in table.items():
+            if word in lowered:
+                for cat, value in scores.items():
+                    found[cat] = max(found.get(cat, 0.0), value)
+        return found
+
+    return scorer
 
 
 @dataclass
@@ -136,9 +189,11 @@ class FakeOpenAI:
 
     def __init__(self, default: Callable[[dict[str, Any]], Step] | None = None,
                  port: int = 0, models: list[str] | None = None,
-                 require_key: str | None = None) -> None:
+                 require_key: str | None = None, moderation: Scorer | None = clean_scorer) -> None:
         self.default = default
         self.queue: deque[Step] = deque()
+        self.moderation = moderation  # None: this server has no moderation API (404)
+        self.moderation_queue: deque[ModerationStep] = deque()
         self.requests: list[RecordedRequest] = []
         self.models = models or ["gpt-4o-mini", "gpt-4o"]
         self.require_key = require_key
@@ -158,10 +213,20 @@ class FakeOpenAI:
         with self._lock:
             self.queue.extend(steps)
 
+    def push_moderation(self, *steps: ModerationStep) -> None:
+        """Queue steps for moderation requests only; each answers one, in order, before ``moderation``."""
+        with self._lock:
+            self.moderation_queue.extend(steps)
+
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         """Only the ``POST .../chat/completions`` requests."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def moderation_requests(self) -> list[RecordedRequest]:
+        """Only the ``POST .../moderations`` requests."""
+        return [r for r in self.requests if r.path.endswith("/moderations")]
 
     async def wait_for_chat_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
         """Wait until at least ``count`` chat requests have arrived and return them all.
@@ -170,19 +235,27 @@ class FakeOpenAI:
         the server runs in its own thread. Raises ``AssertionError`` saying how many arrived if fewer
         than ``count`` did within ``timeout`` seconds.
         """
+        return await self._wait_for(lambda: self.chat_requests, "chat", count, timeout)
+
+    async def wait_for_moderation_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """As ``wait_for_chat_requests``, for moderation requests."""
+        return await self._wait_for(lambda: self.moderation_requests, "moderation", count, timeout)
+
+    async def _wait_for(self, seen: Callable[[], list[RecordedRequest]], what: str, count: int,
+                        timeout: float) -> list[RecordedRequest]:
         loop = asyncio.get_running_loop()
         entry = (loop, asyncio.Event())
         with self._lock:
             self._waiters.append(entry)
         deadline = loop.time() + timeout
         try:
-            while len(self.chat_requests) < count:
+            while len(seen()) < count:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise AssertionError(f"the model endpoint received {len(self.chat_requests)} chat "
+                    raise AssertionError(f"the model endpoint received {len(seen())} {what} "
                                          f"request(s) in {timeout} s, expected at least {count}")
                 entry[1].clear()
-                if len(self.chat_requests) >= count:
+                if len(seen()) >= count:
                     break
                 try:
                     await asyncio.wait_for(entry[1].wait(), remaining)
@@ -191,7 +264,7 @@ class FakeOpenAI:
         finally:
             with self._lock:
                 self._waiters.remove(entry)
-        return self.chat_requests
+        return seen()
 
     @property
     def url(self) -> str:
@@ -210,6 +283,8 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/moderations", self._moderations)
+        app.router.add_post("/moderations", self._moderations)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
@@ -279,6 +354,73 @@ class FakeOpenAI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except Exception:
+            body = None
+        self._record(request, body)
+        self._counter += 1
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        with self._lock:
+            step = self.moderation_queue.popleft() if self.moderation_queue else None
+        if step is not None:
+            return await self._answer_step(request, step)
+        scorer = self.moderation
+        if scorer is None:  # a server without the route: OpenAI's answer for an unknown URL
+            return self._error_response(Error(404, message=f"Invalid URL (POST {request.path})",
+                                              type="invalid_request_error"))
+        texts = self._moderation_inputs(body)
+        if texts is None:
+            return self._error_response(Error(400, message="'input' is a required property, a string or an "
+                                                           "array of strings", type="invalid_request_error"))
+        model = str((body or {}).get("model") or DEFAULT_MODERATION_MODEL)
+        results = [self._moderation_result(scorer(text), omni=model.startswith("omni")) for text in texts]
+        return web.json_response({"id": f"modr-fake-{self._counter}", "model": model, "results": results},
+                                 headers={"x-request-id": f"req_fake_{self._counter}"})
+
+    @staticmethod
+    def _moderation_inputs(body: dict[str, Any] | None) -> list[str] | None:
+        """The texts to score: a string (one result), a list of strings (one each), or a list of
+        multi-modal parts (one result for them all; only ``text`` parts are read)."""
+        value = (body or {}).get("input")
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return list(value)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            return [" ".join(str(v.get("text", "")) for v in value if v.get("type") == "text")]
+        return None
+
+    @staticmethod
+    def _moderation_result(touched: Mapping[str, float], *, omni: bool) -> dict[str, Any]:
+        unknown = set(touched) - set(MODERATION_CATEGORIES)
+        assert not unknown, f"the scorer gave categories OpenAI does not have: {sorted(unknown)}"
+        scores = {c: float(touched.get(c, MODERATION_BASELINE)) for c in MODERATION_CATEGORIES}
+        flags = {c: scores[c] >= MODERATION_FLAG_AT for c in MODERATION_CATEGORIES}
+        result: dict[str, Any] = {"flagged": any(flags.values()), "categories": flags, "category_scores": scores}
+        if omni:
+            result["category_applied_input_types"] = {c: ["text"] for c in MODERATION_CATEGORIES}
+        return result
+
+    async def _answer_step(self, request: web.Request, step: Error | Hang | Malformed | Drop) -> web.StreamResponse:
+        """Answer with a failure step (shared by chat and moderation requests)."""
+        if isinstance(step, Hang):
+            await asyncio.sleep(step.seconds)
+            return web.Response(status=504)
+        if isinstance(step, Drop):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        if isinstance(step, Malformed):
+            return web.Response(body=step.body, status=200, content_type=None,
+                                headers={"Content-Type": step.content_type})
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        return self._error_response(step)
+
     def _next_step(self, body: dict[str, Any]) -> Step:
         with self._lock:
             if self.queue:
@@ -315,20 +457,8 @@ class FakeOpenAI:
         if denied is not None:
             return denied
         step = self._next_step(body or {})
-        if isinstance(step, Hang):
-            await asyncio.sleep(step.seconds)
-            return web.Response(status=504)
-        if isinstance(step, Drop):
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=500)
-        if isinstance(step, Malformed):
-            return web.Response(body=step.body, status=200, content_type=None,
-                                headers={"Content-Type": step.content_type})
-        if isinstance(step, Error):
-            if step.delay:
-                await asyncio.sleep(step.delay)
-            return self._error_response(step)
+        if not isinstance(step, Reply):
+            return await self._answer_step(request, step)
         if step.delay:
             await asyncio.sleep(step.delay)
         if (body or {}).get("stream"):

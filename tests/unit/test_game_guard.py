@@ -31,8 +31,8 @@ PARTY = GuardContext(names=("Aria", "ann", "Borin Stonefist", "bob"),
     ("The ogre roars.\n[Borin Stonefist] I charge", "The ogre roars.", ("player_voice",)),
     ("The ogre roars.\nPlayer 2: I hide.", "The ogre roars.", ("player_voice",)),
     ("The wind howls. The wind howls. The wind howls. The wind howls.", "The wind howls.", ("repetition",)),
-    ("Rain falls on the old stone bridge tonight and rain falls on the old stone bridge tonight and rain falls on "
-     "the old stone bridge tonight", "Rain falls on the old stone bridge tonight and", ("repetition",)),
+    ("Rain falls on the old stone bridge tonight and " * 5, "Rain falls on the old stone bridge tonight and",
+     ("repetition",)),
 ])
 def test_each_rule_cleans_what_it_should(raw: str, shown: str, why: tuple[str, ...]) -> None:
     verdict = guard(raw, PARTY)
@@ -48,6 +48,9 @@ def test_each_rule_cleans_what_it_should(raw: str, shown: str, why: tuple[str, .
     "Ariadne the witch smiles at you.",
     "The DM's screen hides nothing here: the corridor forks left and right.",
     "You hear a voice. You hear it again. Then silence.",
+    # lists of similar lines are not a loop: no run of 12 words comes back three times
+    "Door 1 of the hall: the corridor bends on past arch 8. Door 2 of the hall: the corridor bends on past arch 15. "
+    "Door 3 of the hall: the corridor bends on past arch 22.",
 ])
 def test_good_narration_passes_byte_for_byte(good: str) -> None:
     verdict = guard(good, PARTY)

@@ -45,7 +45,9 @@ async def call(context: ToolContext, name: str, args: Any) -> dict[str, Any]:
 
 
 def test_schemas_are_valid_function_tools() -> None:
-    assert tool_names() == ["roll_dice", "update_character", "get_character", "remember", "update_quest", "recall"]
+    assert tool_names() == ["roll_dice", "update_character", "get_character", "remember", "update_quest", "recall",
+                            "start_encounter", "add_combatant", "remove_combatant", "attack", "damage", "heal",
+                            "set_condition", "clear_condition", "end_turn", "end_encounter"]
     for schema in TOOL_SCHEMAS:
         fn = schema["function"]
         assert schema["type"] == "function" and fn["parameters"]["type"] == "object"
