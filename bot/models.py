@@ -42,6 +42,8 @@ class GuildConfig:
         content_rating: "family", "teen" or "mature".
         show_monster_hp: the combat tracker shows monsters' hit points as numbers (default: described
             as unhurt, hurt, bloodied or down).
+        average_monster_hp: SRD monsters join a fight with their stat block's listed average hit
+            points instead of hit points rolled from their hit dice (default: rolled).
         moderation: player input and the DM's output are checked with the endpoint's moderation API,
             with thresholds that follow ``content_rating`` (``bot.game.moderation``; default off).
     """
@@ -60,6 +62,7 @@ class GuildConfig:
     content_rating: ContentRating
     show_monster_hp: bool = False
     moderation: bool = False
+    average_monster_hp: bool = False
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -135,7 +135,8 @@ class CombatCommands:
             if not 1 <= count <= MAX_GROUP:
                 raise CombatError(f"Add from 1 to {MAX_GROUP} monsters at a time.")
             homebrew = {k: v for k, v in (("hp", hp), ("ac", ac), ("init_mod", init_mod)) if v is not None}
-            grown, monsters = self.encounters.add_monsters(enc, name, count, homebrew=homebrew)
+            grown, monsters = self.encounters.add_monsters(enc, name, count, homebrew=homebrew,
+                                                           average_hp=session.config.average_monster_hp)
             joined = ", ".join(f"{m.name} ({m.initiative})" for m in monsters)
             return grown, f"Joining the fight, with their initiative: {joined}."
 

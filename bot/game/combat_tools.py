@@ -322,7 +322,8 @@ class CombatTools:
             raise _Bad("kind must be monster or npc")
         bounds = {"hp": (1, HOMEBREW_MAX_HP), "ac": (1, HOMEBREW_MAX_AC), "init_mod": (-10, 10)}
         homebrew = {k: v for k, (lo, hi) in bounds.items() if (v := _number(spec.get(k), k, lo, hi)) is not None}
-        grown, added = self.service.add_monsters(encounter, name, count, homebrew=homebrew)
+        grown, added = self.service.add_monsters(encounter, name, count, homebrew=homebrew,
+                                                 average_hp=self.session.config.average_monster_hp)
         if kind == "npc":
             for c in added:
                 grown = combat.put(grown, replace(c, kind="npc"))

@@ -13,10 +13,12 @@ Rules, in order (each intervention is named, counted per campaign and logged wit
   (``Aria:``, ``**Aria**:``, ``Aria (ann):``), a bracketed label (``[Aria]``, ``[Aria (player: ann)]``) or
   the prompt's own action format (``[X (player: y)]: <<<``), or a generic ``Player:``/``User:`` label.
   Third-person narration about a character ("The ogre swings at Aria") is the DM's job and stays.
+- ``table_line`` / ``context_echo``: the reply is also cut where a line forges a ``[Table]`` record
+  of the game or copies the party's sheet lines from the turn's message.
 - ``repetition``: the reply is cut at the first repeat of a sentence that occurs
   ``REPEAT_SENTENCES`` times, or of a run of ``REPEAT_WORDS`` words that occurs ``REPEAT_RUNS`` times.
-- ``prompt_leak``: the reply repeats the DM rules of the system prompt (``LEAK_SHINGLES`` runs of
-  ``SHINGLE_WORDS`` words verbatim): the reply is failed.
+- ``prompt_leak``: the reply repeats the DM rules of the system prompt (``LEAK_RUN_WORDS`` words in a
+  row verbatim, or ``PERSONA_RUN_WORDS`` of its first sentence, the persona): the reply is failed.
 - ``secret_leak``: the reply contains a configured secret (an API key, a token): failed.
 - ``empty``: nothing usable is left: failed.
 
@@ -37,8 +39,8 @@ from bot.game.errors import EmptyReply
 __all__ = ["CORRECTIVE_NOTE", "EmptyReply", "GuardContext", "Intervention", "Verdict", "check", "corrected",
            "guard"]
 
-Intervention = Literal["template", "wrapper", "role_prefix", "player_voice", "repetition", "prompt_leak",
-                       "secret_leak", "empty"]
+Intervention = Literal["template", "wrapper", "role_prefix", "player_voice", "table_line", "context_echo",
+                       "repetition", "prompt_leak", "secret_leak", "empty"]
 
 CORRECTIVE_NOTE = ("[Table]: Your previous answer could not be shown. Answer now as the DM only: narrate what "
                    "happens next in response to the actions above, voice only non-player characters, never "
@@ -47,7 +49,8 @@ REPEAT_SENTENCES = 3
 REPEAT_WORDS = 12
 REPEAT_RUNS = 3
 SHINGLE_WORDS = 10
-LEAK_SHINGLES = 2
+LEAK_RUN_WORDS = 14  # consecutive words of the DM rules that make a reply a leak
+PERSONA_RUN_WORDS = 7  # consecutive words of the rules' first sentence that do
 SECRET_MIN_CHARS = 8
 
 # Tokens of common chat templates (ChatML, Llama 2/3, Mistral, Gemma, Phi, Zephyr, Alpaca-style).
@@ -58,11 +61,18 @@ _TOKEN = re.compile(r"<\|[a-z0-9_]{1,30}\|>|<</?SYS>>|</?s>|<(?:end|start)_of_tu
                     r"|<pad>|<unk>|<\|reserved_special_token_\d+\|>", re.IGNORECASE)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
-_ROLE = re.compile(r"^\s*(?:\*\*|__)?\s*(?:the\s+)?(?:dm|gm|dungeon\s*master|game\s*master|narrator|assistant|ai|"
-                   r"storyteller|system)\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*", re.IGNORECASE)
+_ROLE_WORDS = r"(?:the\s+)?(?:dm|gm|dungeon\s*master|game\s*master|narrator|narration|assistant|ai|storyteller|system)"
+_ROLE = re.compile(rf"^\s*(?:\*\*|__)?\s*{_ROLE_WORDS}\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*"
+                   rf"|^\s*\[\s*{_ROLE_WORDS}\b[^\]\n]{{0,80}}\]\s*\n?", re.IGNORECASE)
 _FENCE = re.compile(r"^```[a-z]*\n(.*)\n```$", re.DOTALL | re.IGNORECASE)
 _ACTION_FORMAT = re.compile(r"^\s*\[[^\]\n]{1,80}\(player:[^\]\n]*\)\]\s*:", re.IGNORECASE)
 _GENERIC_VOICE = re.compile(r"^\s*(?:\*\*)?\s*(?:player\s*\d*|user|you|human)\s*(?:\*\*)?\s*:", re.IGNORECASE)
+_TABLE_LINE = re.compile(r"^\s*[>*_-]*\s*\[\s*table\s*\]", re.IGNORECASE)
+# the prompt's own party sheet lines ("- Aria: level 1 Elf Rogue, HP 10/10, AC 14 (played by ann)") and
+# sheet-like lines ("Sable: 13/19, AC 13") the model copies from the turn's message
+_SHEET_LINE = re.compile(r"(?:\b(?:level|lvl)\s*\d+\b[^\n]*\bHP\s*\d+\s*/\s*\d+|\(played by [^)\n]{1,40}\)"
+                         r"|^\s*[-*•]?\s*[^:\n]{1,60}:\s*(?:HP\s*)?\d+\s*/\s*\d+\s*,\s*AC\s*\d+)", re.IGNORECASE)
+_PLAYER_LABEL = re.compile(r"^\s*[-*•>]*\s*\[[^\]\n]{0,80}\(player:", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -131,17 +141,27 @@ def _voice_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
         return None
     alt = "|".join(re.escape(n) for n in cleaned)
     # Aria:  **Aria**:  **Aria:**  Aria (ann):  [Aria]  [Aria (player: ann)]  > Aria:
-    return re.compile(rf"^\s*(?:>\s*)?(?:\*\*|__|\*)?\s*\[?\s*(?:{alt})\b[^\n:\]]{{0,30}}?(?:\]\s*:?|\s*(?:\*\*|__|\*)?"
-                      rf"\s*:(?!\d))", re.IGNORECASE)
+    return re.compile(rf"^\s*(?:[-•>]\s*)?(?:\*\*|__|\*)?\s*\[?\s*(?:{alt})\b[^\n:\]]{{0,30}}?"
+                      rf"(?:\]\s*:?|\s*(?:\*\*|__|\*)?\s*:(?!\d))", re.IGNORECASE)
 
 
-def _cut_player_voice(text: str, names: Sequence[str]) -> tuple[str, bool]:
+def _cut_lines(text: str, names: Sequence[str]) -> tuple[str, Intervention | None]:
+    """Cut at the first line where the model speaks as a player, forges a ``[Table]`` record or
+    copies the party's sheets; which of the three it was."""
     voice = _voice_pattern(names)
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if _ACTION_FORMAT.match(line) or _GENERIC_VOICE.match(line) or (voice is not None and voice.match(line)):
-            return "\n".join(lines[:i]).rstrip(), True
-    return text, False
+        found: Intervention | None = None
+        if _TABLE_LINE.match(line):
+            found = "table_line"
+        elif _SHEET_LINE.search(line):
+            found = "context_echo"
+        elif (_ACTION_FORMAT.match(line) or _PLAYER_LABEL.match(line) or _GENERIC_VOICE.match(line)
+              or (voice is not None and voice.match(line))):
+            found = "player_voice"
+        if found is not None:
+            return "\n".join(lines[:i]).rstrip(), found
+    return text, None
 
 
 def _norm(sentence: str) -> str:
@@ -177,23 +197,32 @@ def _cut_repetition(text: str) -> tuple[str, bool]:
     return text[:cut].rstrip(), True
 
 
+def _longest_run(words: Sequence[str], shingles: set[tuple[str, ...]], size: int) -> int:
+    """The most consecutive words of ``words`` that appear verbatim (as ``size``-word shingles) in
+    the source the ``shingles`` come from; 0 when no shingle matches."""
+    best = run = 0
+    for i in range(len(words) - size + 1):
+        if tuple(words[i:i + size]) in shingles:
+            run = run + 1 if run else size
+            best = max(best, run)
+        else:
+            run = 0
+    return best
+
+
 def _leaks_prompt(text: str, rules_text: str) -> bool:
+    """True when ``text`` repeats the DM rules: ``LEAK_RUN_WORDS`` consecutive words of them, or
+    ``PERSONA_RUN_WORDS`` of their first sentence (the persona, which no narration restates)."""
     rule_words = _WORD.findall(rules_text.casefold())
-    if len(rule_words) < SHINGLE_WORDS:
+    words = _WORD.findall(text.casefold())
+    if len(rule_words) < PERSONA_RUN_WORDS or len(words) < PERSONA_RUN_WORDS:
         return False
     shingles = {tuple(rule_words[i:i + SHINGLE_WORDS]) for i in range(len(rule_words) - SHINGLE_WORDS + 1)}
-    words = _WORD.findall(text.casefold())
-    found = 0
-    i = 0
-    while i <= len(words) - SHINGLE_WORDS:
-        if tuple(words[i:i + SHINGLE_WORDS]) in shingles:
-            found += 1
-            if found >= LEAK_SHINGLES:
-                return True
-            i += SHINGLE_WORDS
-        else:
-            i += 1
-    return False
+    if _longest_run(words, shingles, SHINGLE_WORDS) >= LEAK_RUN_WORDS:
+        return True
+    first = _WORD.findall(re.split(r"(?<=[.!?])\s", rules_text.strip(), maxsplit=1)[0].casefold())
+    persona = {tuple(first[i:i + PERSONA_RUN_WORDS]) for i in range(len(first) - PERSONA_RUN_WORDS + 1)}
+    return any(tuple(words[i:i + PERSONA_RUN_WORDS]) in persona for i in range(len(words) - PERSONA_RUN_WORDS + 1))
 
 
 def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
@@ -206,9 +235,9 @@ def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
         text, changed = step(text)
         if changed:
             done.append(rule)
-    text, changed = _cut_player_voice(text, context.names)
-    if changed:
-        done.append("player_voice")
+    text, cut = _cut_lines(text, context.names)
+    if cut is not None:
+        done.append(cut)
     text, changed = _cut_repetition(text)
     if changed:
         done.append("repetition")

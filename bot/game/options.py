@@ -36,6 +36,8 @@ OPTION_HELP = {
     "player_daily_token_budget": "tokens per UTC day per player, 0 = unlimited",
     "dm_style": "up to 300 characters describing the narrative style",
     "content_rating": "`family`, `teen` or `mature`",
+    "average_monster_hp": "`on` (SRD monsters get their listed average hit points) or `off` (rolled from "
+                          "their hit dice by code)",
     "show_monster_hp": "`on` (the combat tracker shows monsters' hit points) or `off` (described: unhurt, hurt, "
                        "bloodied, down)",
     "moderation": "`on` (player messages and the DM's replies are checked with the endpoint's moderation API, "
@@ -104,7 +106,7 @@ def parse_config_value(key: str, raw: str) -> Any:
         return value.lower()
     if key == "dm_style":
         return text_option(value, key, 300)
-    if key in ("show_monster_hp", "moderation"):
+    if key in ("show_monster_hp", "moderation", "average_monster_hp"):
         if value.lower() not in _TRUE + _FALSE:
             raise UserInputError(f"`{key}` is {OPTION_HELP[key]}.")
         return value.lower() in _TRUE

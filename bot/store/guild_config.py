@@ -11,7 +11,7 @@ from bot.models import GuildConfig
 from bot.store.db import Database
 
 _JSON_KEYS = ("allowed_channel_ids", "ignored_prefixes")
-_BOOL_KEYS = ("show_monster_hp", "moderation")  # stored as 0/1
+_BOOL_KEYS = ("show_monster_hp", "moderation", "average_monster_hp")  # stored as 0/1
 
 
 def default_guild_config(settings: Settings, guild_id: int = 0) -> GuildConfig:

@@ -15,7 +15,7 @@ from bot.game.combat import Crit, Rolled
 from bot.game.combat_tools import CombatTools
 from bot.game.encounter import EncounterService
 from bot.game.tools import ToolContext, run_tool
-from tests.unit.test_game_sessions import ANN, BOB, Env, make_env, party_of
+from tests.unit.test_game_sessions import ANN, BOB, GM, WHERE, Env, make_env, party_of
 
 
 class ScriptDice:
@@ -109,6 +109,15 @@ async def test_srd_hit_points_are_rolled_within_the_hit_dice(tmp_path: Path) -> 
         assert sorted(g.name for g in goblins) == sorted(f"Goblin {n}" for n in range(1, 13))
         assert [g.name for g in goblins] == [c.name for c in fight.combatants]  # in initiative order
         assert all(2 <= g.hp == g.max_hp <= 12 and g.ac == 15 for g in goblins)
+
+
+async def test_a_server_can_choose_the_listed_average_hit_points(tmp_path: Path) -> None:
+    dice = ScriptDice().script("1d20+2", 15).script("1d20+0", 12)
+    async with make_env(tmp_path) as env:
+        await env.game.set_config(WHERE.guild_id, GM, "average_monster_hp", "on")
+        table = await goblin_fight(env, dice, ANN)
+        assert "2d6" not in dice.asked  # no hit dice rolled
+        assert table.hp("Goblin") == "7/7"  # the SRD goblin's listed average
 
 
 async def test_the_goblin_scimitar_is_plus_4_and_1d6_plus_2_against_ac(tmp_path: Path) -> None:
