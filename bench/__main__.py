@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import guard_bench, world_memory
+from bench import combat_bench, guard_bench, world_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -441,6 +441,8 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
             results["memory"] = await bench_memory(url, channels=1000 if quick else 10_000)
         if only in (None, "replay"):
             results["replay"] = await bench_replay(url, speed=600.0 if quick else 60.0)
+    if only in (None, "combat"):
+        results["combat"] = await combat_bench.bench_combat(20 if quick else 200, 3 if quick else 20)
     if only in (None, "guard"):
         results["guard"] = guard_bench.bench_guard(100 if quick else 300)
     if only in (None, "search"):
@@ -464,6 +466,9 @@ MARKS = [
     ("prompt_growth", "prefix_share_median", ">=", 0.80, "byte-identical prefix share, median"),
     ("memory", "kib_per_session", "<=", 64.0, "resident KiB per loaded session"),
     ("cold_start", "seconds_median", "<=", 2.0, "cold start to ready, seconds"),
+    ("combat", "overhead_ms_median", "<=", 5.0, "combat: bot overhead per turn, median ms (200 fights of 10)"),
+    ("combat", "overhead_ms_p99", "<=", 25.0, "combat: bot overhead per turn, p99 ms (200 fights of 10)"),
+    ("combat", "tracker_updates_per_turn_max", "<=", 1.0, "combat: tracker updates per turn, most"),
     ("guard", "clean_ms_p99", "<=", 1.0, "output guard on a 700-token reply, p99 ms"),
     ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
     ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
@@ -487,7 +492,7 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "guard",
+    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat", "guard",
                                            "search", "lore", "recall"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
