@@ -492,8 +492,8 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat", "guard",
-                                           "search", "lore", "recall"])
+    parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat",
+                                           "guard", "search", "lore", "recall"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
