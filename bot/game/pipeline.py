@@ -184,6 +184,7 @@ class TurnPipeline:
                     if request.replacing is not None:  # the fight as it was before the replaced turn
                         fight_restored = await self.encounters.restore(session, request.replacing.turn)
                     before = live.sheets.snapshot()
+                    live.sheets.begin_turn()
                     turn = request.replacing.turn if request.replacing else session.campaign.turn + 1
                     lore = LoreTools(self.store, session, turn, self.counter(session))
                     fight = CombatTools(self.encounters, session, live.sheets, turn)
@@ -192,8 +193,10 @@ class TurnPipeline:
                     prompt = self.context(session, request, await self.chapter_recall(session, request))
                     text = await self.converse(session, prompt, tools, talk, request.player_ids)
                     await fight.save()
+                    await live.sheets.flush()
                     notes, dm = await self.commit(session, request, turn, text, tools)
                 except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
+                    live.sheets.discard()
                     if request.replacing is None and lore is not None:  # and its lorebook changes
                         with contextlib.suppress(Exception):
                             await lore.take_back()

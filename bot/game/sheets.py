@@ -5,13 +5,16 @@ the party back as it was before a turn.
 snapshot of the party before it runs (``snapshot``); when it is committed, the journal keeps the sheets
 it changed as they were before (``record``), for the newest ``KEEP_TURNS`` turns. ``/undo`` and
 ``/retry`` of the newest turn ``take`` that entry and ``restore`` it; a failed turn restores its own
-snapshot. Only hit points, conditions and inventory are restored: the things the model's tools
-change (names, classes and numbers are the players' own, changed by ``/character edit``). The
+snapshot. While a turn runs (``begin_turn``), its tools' changes stay in memory and are written once,
+in one transaction, just before the turn commits (``flush``). Only hit points, conditions and
+inventory are restored: the things the model's tools change (names, classes and numbers are the
+players' own, changed by ``/character edit``). The
 journal lives in memory: after a restart or an eviction older turns keep their sheets as they are.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.game.session import GameSession
@@ -19,6 +22,7 @@ from bot.models import Character
 from bot.store import Store
 
 KEEP_TURNS = 20  # turns whose sheet changes undo/retry can revert
+DEFERRABLE = frozenset({"hp", "conditions", "inventory"})  # what a turn's tools change
 
 Snapshot = dict[int, Character]
 """Character id -> sheet as it was."""
@@ -36,17 +40,42 @@ class SheetJournal:
         self.session = session
         self.store = store
         self._before: dict[int, Snapshot] = {}  # turn -> sheets it changed, as they were before it
+        self._deferred: dict[int, dict[str, Any]] | None = None  # a running turn's writes, by character
 
     def snapshot(self) -> Snapshot:
         """The party's sheets now."""
         return {c.id: c for c in self.session.party}
 
     async def update(self, character_id: int, **changes: Any) -> Character:
-        """Store a sheet change and put the new sheet in the party. Raises the store's
+        """Store a sheet change and put the new sheet in the party. During a turn (``begin_turn``)
+        hit points, conditions and inventory are only kept in memory and written by ``flush`` in
+        one transaction, so a fight's many hits cost one write a turn. Raises the store's
         ``NameTaken``/``RecordMissing``."""
+        current = next((c for c in self.session.party if c.id == character_id), None)
+        if self._deferred is not None and current is not None and set(changes) <= DEFERRABLE:
+            updated = replace(current, hp=int(changes.get("hp", current.hp)),
+                              conditions=tuple(changes.get("conditions", current.conditions)),
+                              inventory=tuple(changes.get("inventory", current.inventory)))
+            self._deferred.setdefault(character_id, {}).update(changes)
+            self.session.replace_character(updated)
+            return updated
         updated = await self.store.characters.update(character_id, **changes)
         self.session.replace_character(updated)
         return updated
+
+    def begin_turn(self) -> None:
+        """From now until ``flush`` or ``discard``, keep the turn's sheet writes in memory."""
+        self._deferred = {}
+
+    async def flush(self) -> None:
+        """Write what the turn changed (one transaction) and stop deferring."""
+        deferred, self._deferred = self._deferred, None
+        if deferred:
+            await self.store.characters.write_many(deferred)
+
+    def discard(self) -> None:
+        """Forget the turn's unwritten changes (it failed; ``restore`` puts the party back)."""
+        self._deferred = None
 
     async def restore(self, before: Snapshot) -> None:
         """Put back the hit points, conditions and inventory of party sheets that differ from

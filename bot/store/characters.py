@@ -100,6 +100,21 @@ class CharacterStore:
             raise RecordMissing(f"no character {character_id}")
         return got
 
+    async def write_many(self, changes: dict[int, dict[str, Any]]) -> None:
+        """Write several sheets' hit points, conditions and inventory (character id -> fields) in ONE
+        transaction: what a turn's tools changed, written once at the turn's end. Raises
+        ``KeyError`` for any other field (a caller's bug)."""
+        allowed = {"hp", "conditions", "inventory"}
+        async with self.db.transaction() as conn:
+            for character_id, fields in changes.items():
+                if set(fields) - allowed:
+                    raise KeyError(f"write_many takes only {sorted(allowed)}")
+                if not fields:
+                    continue
+                values = [json.dumps(list(v)) if k in ("conditions", "inventory") else v for k, v in fields.items()]
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                await conn.execute(f"UPDATE characters SET {sets} WHERE id = ?", (*values, character_id))
+
     async def retire(self, character_id: int) -> None:
         """Mark a character as having left the party (kept for the story's record)."""
         await self.db.execute("UPDATE characters SET active = 0 WHERE id = ?", (character_id,))

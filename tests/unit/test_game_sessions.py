@@ -829,3 +829,35 @@ async def test_undo_then_retry_reverts_each_turns_own_sheet_changes(tmp_path: Pa
         await env.game.retry(WHERE, GM)  # turn 1 again, without damage this time
         assert (await env.game.character(WHERE, name="Borin")).hp == 12
         assert env.narrator.turns[-1].text == "Borin dodges." and env.narrator.turns[-1].turn == 1
+
+
+async def test_a_turns_sheet_changes_are_written_once_at_its_end(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    model.push(reply("", ("update_character", {"character": "Borin", "hp_change": -4}),
+                     ("update_character", {"character": "Borin", "hp_change": -3, "add_conditions": ["prone"]}),
+                     ("update_character", {"character": "Aria", "add_items": ["rope"]})),
+               reply("Darts fly."))
+    async with make_env(tmp_path, model, turn_mode="mention") as env:
+        await party_of(env, ANN, BOB)
+        writes: list[dict[int, dict[str, Any]]] = []
+        single: list[int] = []
+        many, one = env.store.characters.write_many, env.store.characters.update
+
+        async def spy_many(changes: dict[int, dict[str, Any]]) -> None:
+            writes.append({k: dict(v) for k, v in changes.items()})
+            await many(changes)
+
+        async def spy_one(character_id: int, **changes: Any) -> Any:
+            single.append(character_id)
+            return await one(character_id, **changes)
+
+        env.store.characters.write_many = spy_many  # type: ignore[method-assign]  # a spy on the real store
+        env.store.characters.update = spy_one  # type: ignore[method-assign]  # a spy on the real store
+        await env.act(ANN, "I step on the plate", mentions_bot=True)
+        await env.settle()
+        borin = (await env.game.character(WHERE, name="Borin")).id
+        aria = (await env.game.character(WHERE, name="Aria")).id
+        assert single == []  # nothing written while the turn ran
+        assert writes == [{borin: {"hp": 5, "conditions": ["prone"]}, aria: {"inventory": ["rope"]}}]
+        stored = await env.store.characters.get(borin)
+        assert stored is not None and (stored.hp, stored.conditions) == (5, ("prone",))
