@@ -138,6 +138,7 @@ async def bench_combat(channels: int = 200, rounds: int = 20, *, latency_s: floa
             async def play(where: ChannelRef) -> int:
                 nonlocal message_id
                 turns = 0
+                await asyncio.sleep(rng.uniform(*think_s))  # tables do not all start in the same millisecond
                 while True:
                     live = game.registry.sessions[where.channel_id].state
                     fight = live.encounter
