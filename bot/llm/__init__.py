@@ -4,7 +4,6 @@ token counts and cost tracking. Imports nothing from discord."""
 from __future__ import annotations
 
 from bot.llm.client import (
-    ChatStream,
     EndpointCheck,
     LLMClient,
     ModelTotals,
@@ -14,6 +13,7 @@ from bot.llm.client import (
 )
 from bot.llm.errors import LLMError
 from bot.llm.pricing import ModelPrice, PriceTable
+from bot.llm.stream import ChatStream
 from bot.llm.tokens import count_message_tokens, count_tokens, encoding_for_model
 from bot.llm.types import ChatResult, ToolCall, Usage
 
