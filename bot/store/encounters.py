@@ -7,7 +7,20 @@ import json
 import time
 from typing import Any
 
+import aiosqlite
+
 from bot.store.db import Database
+
+
+async def _put(conn: aiosqlite.Connection, campaign_id: int, state: dict[str, Any] | None, now: float) -> None:
+    """Store ``state`` as the campaign's encounter, or end it (None), inside the caller's transaction."""
+    if state is None:
+        await conn.execute("DELETE FROM encounters WHERE campaign_id = ?", (campaign_id,))
+        return
+    await conn.execute(
+        "INSERT INTO encounters (campaign_id, state, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        (campaign_id, json.dumps(state), now))
 
 
 class EncounterStore:
@@ -30,13 +43,7 @@ class EncounterStore:
             await conn.execute(
                 "INSERT OR IGNORE INTO encounter_snapshots (campaign_id, turn, state, created_at) VALUES (?,?,?,?)",
                 (campaign_id, turn, json.dumps(before) if before is not None else None, now))
-            if state is None:
-                await conn.execute("DELETE FROM encounters WHERE campaign_id = ?", (campaign_id,))
-            else:
-                await conn.execute(
-                    "INSERT INTO encounters (campaign_id, state, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                    (campaign_id, json.dumps(state), now))
+            await _put(conn, campaign_id, state, now)
 
     async def restore(self, campaign_id: int, turn: int) -> tuple[bool, dict[str, Any] | None]:
         """Put the encounter back as it was before ``turn`` (undo/retry of that turn). Returns
@@ -51,13 +58,7 @@ class EncounterStore:
             state = json.loads(row[0]) if row[0] is not None else None
             await conn.execute("DELETE FROM encounter_snapshots WHERE campaign_id = ? AND turn >= ?",
                                (campaign_id, turn))
-            if state is None:
-                await conn.execute("DELETE FROM encounters WHERE campaign_id = ?", (campaign_id,))
-            else:
-                await conn.execute(
-                    "INSERT INTO encounters (campaign_id, state, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                    (campaign_id, json.dumps(state), time.time()))
+            await _put(conn, campaign_id, state, time.time())
         return True, state
 
     async def tracker(self, campaign_id: int) -> tuple[int, int] | None:
