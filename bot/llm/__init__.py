@@ -13,10 +13,9 @@ from bot.llm.client import (
 )
 from bot.llm.errors import LLMError
 from bot.llm.pricing import ModelPrice, PriceTable
-from bot.llm.stream import ChatStream
 from bot.llm.tokens import count_message_tokens, count_tokens, encoding_for_model
 from bot.llm.types import ChatResult, ToolCall, Usage
 
-__all__ = ["ChatResult", "ChatStream", "EndpointCheck", "LLMClient", "LLMError", "ModelPrice", "ModelTotals",
+__all__ = ["ChatResult", "EndpointCheck", "LLMClient", "LLMError", "ModelPrice", "ModelTotals",
            "PriceTable", "ToolCall", "Usage", "count_message_tokens", "count_tokens", "encoding_for_model",
            "is_reasoning_model", "validate_api_key", "validate_base_url"]

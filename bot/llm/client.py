@@ -1,8 +1,9 @@
 """The model client: ``openai.AsyncOpenAI`` with ONE retry layer (tenacity), typed errors, usage and
-cost, streaming, concurrency and rate limits. No Discord imports.
+cost, streaming (``bot.llm.stream``), concurrency and rate limits. No Discord imports.
 
 Retries (and only these): 429 rate limits (never a 429 with code ``insufficient_quota``), 408, 409,
-every 5xx, ``APITimeoutError`` and ``APIConnectionError``. The wait is at least what the server asks
+every 5xx, ``APITimeoutError``, ``APIConnectionError`` and a stream's error event, the last three in a
+stream only before any text was handed on. The wait is at least what the server asks
 (``retry-after-ms``, then ``Retry-After`` in seconds), otherwise exponential backoff with full jitter;
 retrying stops after ``max_attempts`` or when the next wait would pass the call's deadline, and the
 whole call is also bounded by ``asyncio.timeout(deadline)``. The SDK's own retries are off
@@ -33,7 +34,7 @@ from bot.llm import errors as E
 from bot.llm.failures import connection_detail, is_transient, retry_after_seconds, to_typed
 from bot.llm.limiter import RateLimiter
 from bot.llm.pricing import PriceTable
-from bot.llm.stream import ChatStream, usage_of
+from bot.llm.stream import OnText, streamed_chat, usage_of
 from bot.llm.tokens import count_message_tokens
 from bot.llm.types import ChatResult, ModerationResult, TextModeration, ToolCall, Usage
 
@@ -178,6 +179,7 @@ class LLMClient:
         self.limiter = RateLimiter(max_concurrency, requests_per_minute, tokens_per_minute)
         self._openai = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout_s)
         self._totals: dict[str, ModelTotals] = {}
+        self.stream_usage = True  # ask streams for their usage (False once the endpoint refused it)
 
     @classmethod
     def from_settings(cls, settings: Any) -> LLMClient:
@@ -266,7 +268,7 @@ class LLMClient:
                           attempts=attempts)
 
     # --- the one retry layer --------------------------------------------------------------------
-    async def _retrying(self, send: Callable[[], Awaitable[T]], *, deadline_s: float, estimate: int,
+    async def retrying(self, send: Callable[[], Awaitable[T]], *, deadline_s: float, estimate: int,
                         retryable: Callable[[BaseException], bool] = is_transient,
                         typed: Callable[[BaseException, int], E.LLMError] = to_typed) -> tuple[T, int, float]:
         """Run ``send`` (one HTTP attempt) under THE retry layer (see the module docstring): tenacity
@@ -325,16 +327,24 @@ class LLMClient:
     # --- calls -----------------------------------------------------------------------------------
     async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
                    temperature: float | None = None, max_tokens: int | None = None,
-                   tools: list[dict[str, Any]] | None = None, deadline_s: float | None = None) -> ChatResult:
+                   tools: list[dict[str, Any]] | None = None, deadline_s: float | None = None,
+                   on_text: OnText | None = None) -> ChatResult:
         """One chat completion with retries. ``messages`` are OpenAI chat messages; ``tools`` OpenAI
         function-tool schemas. Returns a ``ChatResult`` (cost in US dollars, latency in seconds).
+
+        With ``on_text``, the reply is streamed: each piece of text is awaited through
+        ``on_text(delta)`` as it arrives (False stops the stream), and nothing is retried once text
+        was handed on; endpoints that do not stream or report no usage fall back
+        (``bot.llm.stream``; usage then ``estimated``).
 
         Raises:
             AuthenticationFailed, QuotaExhausted, RateLimited, ServiceUnavailable, RequestTimedOut,
             BadRequest, ContextTooLong, ContentRefused, MalformedResponse (all ``LLMError``).
         """
         kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
-        completion, attempts, started = await self._retrying(
+        if on_text is not None:
+            return await streamed_chat(self, kwargs, on_text, deadline_s=deadline_s or self.deadline_s)
+        completion, attempts, started = await self.retrying(
             lambda: self.post_completion(kwargs), deadline_s=deadline_s or self.deadline_s,
             estimate=self.estimate_tokens(kwargs))
         request_id = getattr(completion, "_request_id", None)
@@ -377,7 +387,7 @@ class LLMClient:
         def retryable(exc: BaseException) -> bool:
             return is_transient(exc) and _status(exc) != 501
 
-        response, attempts, started = await self._retrying(
+        response, attempts, started = await self.retrying(
             send, deadline_s=deadline_s or self.deadline_s, estimate=0, retryable=retryable,
             typed=_moderation_typed)
         request_id = getattr(response, "_request_id", None)
@@ -394,15 +404,6 @@ class LLMClient:
         return ModerationResult(results, model=answered, usage=usage, cost_usd=priced or 0.0,
                                 latency_s=time.perf_counter() - started, request_id=request_id,
                                 attempts=attempts)
-
-    def stream_chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
-                    temperature: float | None = None, max_tokens: int | None = None,
-                    tools: list[dict[str, Any]] | None = None) -> ChatStream:
-        """Stream a reply: ``async for delta in stream`` yields text deltas (str); afterwards
-        ``stream.result`` is the ``ChatResult`` with usage (asked of the endpoint with
-        ``stream_options.include_usage``). A stream is not retried once text has been yielded."""
-        kwargs = self._kwargs(messages, model, temperature, max_tokens, tools)
-        return ChatStream(self, kwargs, kwargs["model"], self.deadline_s)
 
     async def chat_completion(self, model: str, system_message: str, user_message: str,
                               temperature: float = 0.7, max_tokens: int | None = None) -> str:

@@ -43,7 +43,8 @@ def is_transient(exc: BaseException) -> bool:
         if exc.status_code == 429:
             return exc.code != "insufficient_quota"
         return exc.status_code in (408, 409) or exc.status_code >= 500
-    return False
+    # an error event inside a stream (the SDK's bare APIError: no status): the server failed mid-reply
+    return isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIResponseValidationError)
 
 
 def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
@@ -76,6 +77,9 @@ def to_typed(exc: BaseException, attempts: int) -> E.LLMError:
         if code == "content_filter" or code == "content_policy_violation":
             return E.ContentRefused(msg, **kw)
         return E.BadRequest(msg, **kw)
+    if isinstance(exc, openai.APIError):  # an error event inside a stream
+        return E.ServiceUnavailable(f"the endpoint reported an error mid-stream: {exc.message[:200]}",
+                                    request_id=rid, attempts=attempts)
     if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
         return E.MalformedResponse(f"endpoint answered with an unreadable body ({type(exc).__name__})",
                                    attempts=attempts)

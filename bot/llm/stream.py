@@ -1,24 +1,47 @@
-"""A streamed chat completion: text as it arrives, then the whole ``ChatResult`` (``LLMClient.stream_chat``).
+"""Streamed chat completions: text handed on as it arrives, then the whole ``ChatResult``.
 
-One attempt (a stream cannot be retried once text was shown), inside the client's concurrency
-limiter and the call's deadline; the SDK's errors become the bot's typed ``LLMError``s.
+``streamed_chat`` (behind ``LLMClient.chat(on_text=...)``) opens the stream under the client's one
+retry layer: a failure before any text was handed on (a refused connection, a 429 or 5xx answer to
+the request) is retried like any call; once text was handed on, nothing is retried (the table has
+seen it) and the failure propagates as a typed ``LLMError``.
+
+Endpoints differ, and each difference falls back rather than fails:
+
+- a server that answers a streamed request with a plain JSON completion (some OpenAI-compatible
+  servers ignore ``stream``): its whole text is handed on at once;
+- a server that refuses ``stream_options`` (HTTP 400 naming it): asked again without it, and not
+  asked with it again by this client;
+- a stream without a usage chunk (servers that ignore ``include_usage``), or one stopped early by the
+  caller: usage is counted locally by tiktoken (prompt and the text received) and marked
+  ``Usage.estimated``.
+
+The caller's ``on_text(delta) -> bool`` returns False to stop the stream (the output guard cut the
+reply): the response is closed at once, so the endpoint stops generating.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from bot.llm import errors as E
-from bot.llm.failures import to_typed
+from bot.llm.failures import is_transient
+from bot.llm.tokens import count_message_tokens, count_tokens
 from bot.llm.types import ChatResult, ToolCall, Usage
 
 if TYPE_CHECKING:
     from bot.llm.client import LLMClient
+
+log = logging.getLogger(__name__)
+
+OnText = Callable[[str], Awaitable[bool]]
+"""``delta -> keep going``: receives each piece of the reply's text as it arrives; False stops the stream."""
 
 
 def usage_of(u: Any) -> Usage:
@@ -30,57 +53,129 @@ def usage_of(u: Any) -> Usage:
     return Usage(int(u.prompt_tokens or 0), int(u.completion_tokens or 0), int(cached))
 
 
-class ChatStream:
-    """Async iterator of text deltas; after it is exhausted ``result`` holds the ``ChatResult``."""
+def estimated_usage(messages: list[dict[str, Any]], text: str, calls: tuple[ToolCall, ...], model: str) -> Usage:
+    """Usage counted locally (tiktoken) for a call whose endpoint reported none: the prompt's tokens and
+    the tokens of the text and tool calls received; ``estimated=True``."""
+    completion = count_tokens(text, model) + sum(count_tokens(c.name + c.arguments, model) for c in calls)
+    return Usage(count_message_tokens(messages, model), completion, 0, estimated=True)
 
-    def __init__(self, client: LLMClient, kwargs: dict[str, Any], model: str, deadline_s: float) -> None:
-        self._client = client
-        self._kwargs = kwargs
-        self._model = model
-        self._deadline_s = deadline_s
-        self.result: ChatResult | None = None
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._run()
+def _refuses_stream_options(exc: BaseException) -> bool:
+    """True for a 400/422 answer that names ``stream_options`` (older compatible servers)."""
+    status = getattr(exc, "status_code", None)
+    return status in (400, 422) and "stream_options" in str(getattr(exc, "message", "") or exc)
 
-    async def _run(self) -> AsyncIterator[str]:
-        client = self._client
-        started = time.perf_counter()
+
+@dataclass
+class _Received:
+    """What one attempt received (kept across the attempt, so a retry knows whether text was shown)."""
+
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    finish: str | None = None
+    usage: Usage | None = None
+    model: str = ""
+    request_id: str | None = None
+    shown: bool = False
+    stopped: bool = False
+
+
+async def _consume(stream: Any, got: _Received, on_text: OnText) -> None:
+    """Read an SDK ``AsyncStream`` (or the plain completion a non-streaming server sent) into ``got``,
+    handing text to ``on_text``; closes the response when done or stopped."""
+    response = getattr(stream, "response", None)
+    if response is not None:
+        got.request_id = response.headers.get("x-request-id")
+    try:
+        ctype = (response.headers.get("content-type") or "") if response is not None else "text/event-stream"
+        if response is not None and not ctype.startswith("text/event-stream"):
+            completion = ChatCompletion.model_validate(json.loads(await response.aread()))
+            choice = completion.choices[0]
+            got.model = completion.model or got.model
+            got.usage = usage_of(completion.usage) if completion.usage else None
+            got.finish = choice.finish_reason
+            for i, tc in enumerate(choice.message.tool_calls or []):
+                function = getattr(tc, "function", None)
+                if function is not None:
+                    got.calls[i] = {"id": tc.id, "name": function.name, "arguments": function.arguments or ""}
+            if choice.message.content:
+                got.text.append(choice.message.content)
+                got.shown = True
+                if not await on_text(choice.message.content):
+                    got.stopped = True
+            return
+        async for chunk in stream:
+            got.model = getattr(chunk, "model", None) or got.model
+            if getattr(chunk, "usage", None):
+                got.usage = usage_of(chunk.usage)
+            for choice in chunk.choices or []:
+                delta = choice.delta
+                if delta is not None and delta.content:
+                    got.text.append(delta.content)
+                    got.shown = True
+                    if not await on_text(delta.content):
+                        got.stopped = True
+                        return
+                for tc in (delta.tool_calls if delta is not None else None) or []:
+                    slot = got.calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                    if tc.id:
+                        slot["id"] = tc.id
+                    if tc.function is not None:
+                        slot["name"] += tc.function.name or ""
+                        slot["arguments"] += tc.function.arguments or ""
+                if choice.finish_reason:
+                    got.finish = choice.finish_reason
+    finally:  # a broken connection mid-stream: the SDK raises APIConnectionError / APITimeoutError
+        close = getattr(stream, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # closing a broken connection must not hide the reason it broke
+                log.debug("closing a stream failed", exc_info=True)
+
+
+async def streamed_chat(client: LLMClient, kwargs: dict[str, Any], on_text: OnText, *,
+                        deadline_s: float) -> ChatResult:
+    """One streamed completion of ``kwargs`` (the client's request body, without ``stream``) with
+    ``on_text`` receiving the text (see the module docstring). ``deadline_s``: the whole call's time
+    limit, seconds, retries and the stream included.
+
+    Returns the ``ChatResult`` (its ``finish_reason`` is None when ``on_text`` stopped the stream).
+    Raises the ``LLMError`` subclasses of ``LLMClient.chat``; ``ContentRefused`` for a stream the
+    content filter ended.
+    """
+    got = _Received(model=kwargs["model"])
+
+    async def send() -> None:
+        nonlocal got
+        if got.shown:  # never reached: text shown makes a failure final (see ``retryable``)
+            raise E.ServiceUnavailable("stream failed after text was shown")
+        got = _Received(model=kwargs["model"])
+        body = {**kwargs, "stream": True}
+        if client.stream_usage:
+            body["stream_options"] = {"include_usage": True}
         try:
-            async with asyncio.timeout(self._deadline_s):
-                async with client.limiter.slot(client.estimate_tokens(self._kwargs)):
-                    stream = await client.post_completion(
-                        {**self._kwargs, "stream": True, "stream_options": {"include_usage": True}}, stream=True)
-                    text: list[str] = []
-                    calls: dict[int, dict[str, str]] = {}
-                    finish: str | None = None
-                    usage = Usage()
-                    model = self._model
-                    response = getattr(stream, "response", None)
-                    request_id = response.headers.get("x-request-id") if response is not None else None
-                    async for chunk in stream:
-                        model = getattr(chunk, "model", None) or model
-                        if getattr(chunk, "usage", None):
-                            usage = usage_of(chunk.usage)
-                        for choice in chunk.choices or []:
-                            delta = choice.delta
-                            if delta is not None and delta.content:
-                                text.append(delta.content)
-                                yield delta.content
-                            for tc in (delta.tool_calls if delta is not None else None) or []:
-                                slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                                if tc.id:
-                                    slot["id"] = tc.id
-                                if tc.function is not None:
-                                    slot["name"] += tc.function.name or ""
-                                    slot["arguments"] += tc.function.arguments or ""
-                            if choice.finish_reason:
-                                finish = choice.finish_reason
-        except TimeoutError:
-            raise E.RequestTimedOut("stream passed its deadline") from None
-        except openai.OpenAIError as exc:
-            raise to_typed(exc, 1) from None
-        if finish == "content_filter":
-            raise E.ContentRefused("reply stopped by the content filter", request_id=request_id)
-        tool_calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items()))
-        self.result = client.finish("".join(text), tool_calls, finish, usage, model, started, request_id, 1)
+            stream = await client.post_completion(body, stream=True)
+        except openai.APIStatusError as exc:
+            if not (client.stream_usage and _refuses_stream_options(exc)):
+                raise
+            log.warning("the endpoint refuses stream_options: usage of streamed replies will be estimated")
+            client.stream_usage = False
+            body.pop("stream_options")
+            stream = await client.post_completion(body, stream=True)
+        await _consume(stream, got, on_text)
+
+    def retryable(exc: BaseException) -> bool:
+        return not got.shown and is_transient(exc)
+
+    _, attempts, started = await client.retrying(send, deadline_s=deadline_s, estimate=client.estimate_tokens(kwargs),
+                                                 retryable=retryable)
+    if got.finish == "content_filter":
+        raise E.ContentRefused("reply stopped by the content filter", request_id=got.request_id, attempts=attempts)
+    text = "".join(got.text)
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(got.calls.items()))
+    usage = got.usage
+    if usage is None or got.stopped:
+        usage = estimated_usage(kwargs["messages"], text, calls, got.model or kwargs["model"])
+    return client.finish(text, calls, None if got.stopped else got.finish, usage, got.model or kwargs["model"],
+                         started, got.request_id, attempts)

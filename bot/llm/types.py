@@ -12,11 +12,14 @@ class Usage:
 
     ``cached_prompt_tokens`` is the part of ``prompt_tokens`` served from the endpoint's prompt cache
     (OpenAI's ``usage.prompt_tokens_details.cached_tokens``; 0 where the endpoint does not say).
+    ``estimated``: counted locally by tiktoken because the endpoint reported none (a stream without a
+    usage chunk, or one stopped early).
     """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

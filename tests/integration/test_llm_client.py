@@ -7,9 +7,19 @@ import pytest
 from bot.errors import UserInputError
 from bot.llm import LLMClient, validate_api_key
 from bot.llm import errors as E
+from bot.llm.stream import OnText
+from bot.llm.types import Usage
 from tests.support.fake_openai import Drop, Error, FakeOpenAI, Hang, Malformed, Reply, ToolCallSpec
 
 MESSAGES = [{"role": "system", "content": "You are the DM."}, {"role": "user", "content": "I open the door."}]
+
+
+def collect(into: list[str], stop_after: int | None = None) -> OnText:
+    """An ``on_text`` that appends each delta to ``into`` and asks to stop once ``stop_after`` arrived."""
+    async def on_text(delta: str) -> bool:
+        into.append(delta)
+        return stop_after is None or len(into) < stop_after
+    return on_text
 
 
 def client(url: str, **kw: object) -> LLMClient:
@@ -111,12 +121,12 @@ async def test_streamed_reply_with_usage() -> None:
     async with FakeOpenAI() as server:
         server.push(Reply("Torchlight flickers across the wet stone walls.", prompt_tokens=50, completion_tokens=9))
         async with client(server.url) as c:
-            stream = c.stream_chat(MESSAGES)
-            deltas = [d async for d in stream]
+            deltas: list[str] = []
+            result = await c.chat(MESSAGES, on_text=collect(deltas))
         # the fake server streams text in 12-character pieces: 47 characters -> 12 + 12 + 12 + 11
         assert deltas == ["Torchlight f", "lickers acro", "ss the wet s", "tone walls."]
-        assert stream.result is not None and stream.result.usage.completion_tokens == 9
-        assert stream.result.text == "".join(deltas) and stream.result.request_id
+        assert result.usage.completion_tokens == 9 and result.usage.estimated is False
+        assert result.text == "".join(deltas) and result.request_id == "req_fake_1"
         assert (server.chat_requests[0].body or {})["stream_options"] == {"include_usage": True}
 
 
@@ -216,8 +226,7 @@ async def test_content_filter_is_refused() -> None:
             with pytest.raises(E.ContentRefused):
                 await c.chat(MESSAGES)
             with pytest.raises(E.ContentRefused):
-                async for _ in c.stream_chat(MESSAGES):
-                    pass
+                await c.chat(MESSAGES, on_text=collect([]))
         assert len(server.chat_requests) == 2
 
 
@@ -227,10 +236,10 @@ async def test_streamed_tool_calls_are_assembled_by_index() -> None:
             ToolCallSpec("roll_dice", {"expression": "1d20+3", "reason": "Stealth check for the rogue"}),
             ToolCallSpec("update_hp", {"character": "Bram", "delta": -7})], prompt_tokens=80, completion_tokens=30))
         async with client(server.url) as c:
-            stream = c.stream_chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice"}}])
-            text = "".join([d async for d in stream])
-        result = stream.result
-        assert result is not None and text == "Let me roll." and result.finish_reason == "tool_calls"
+            deltas: list[str] = []
+            result = await c.chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice"}}],
+                                  on_text=collect(deltas))
+        assert "".join(deltas) == "Let me roll." and result.finish_reason == "tool_calls"
         assert [tc.name for tc in result.tool_calls] == ["roll_dice", "update_hp"]
         assert result.tool_calls[0].arguments == '{"expression": "1d20+3", "reason": "Stealth check for the rogue"}'
         assert result.tool_calls[1].arguments == '{"character": "Bram", "delta": -7}'
@@ -349,3 +358,83 @@ async def test_moderate_against_a_server_without_the_route_and_through_the_limit
         assert c.limiter.waited_seconds == 60.0
         assert (await c.moderate([])).results == ()
     assert len(server.moderation_requests) == 1  # no texts: no call
+
+
+# --- streaming: failures, fallbacks, usage ----------------------------------------------------------
+STORY = "The rope bridge sways over the chasm while the wind screams through the gorge."
+
+
+def cookbook_tokens(messages: list[dict[str, str]], text: str) -> tuple[int, int]:
+    """(prompt, completion) tokens by the OpenAI cookbook's rule (3 per message, its role and content,
+    3 to prime the reply), summed here over gpt-4o-mini's tiktoken encoding (o200k_base, shipped)."""
+    from bot.llm.tokens import encoding_for_model
+
+    enc = encoding_for_model("gpt-4o-mini")
+    prompt = 3 + sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in messages)
+    return prompt, len(enc.encode(text))
+
+
+async def test_a_stream_that_breaks_before_any_text_is_retried() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(STORY, fail_after_chars=0, fail_mode="drop"), Reply("The door opens."))
+        async with client(server.url) as c:
+            deltas: list[str] = []
+            result = await c.chat(MESSAGES, on_text=collect(deltas))
+        assert "".join(deltas) == "The door opens." and result.attempts == 2
+        assert len(server.chat_requests) == 2
+
+
+@pytest.mark.parametrize("mode", ["drop", "error_event"])
+async def test_a_stream_that_breaks_after_text_is_not_retried(mode: str) -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(STORY, fail_after_chars=30, fail_mode=mode), Reply("never asked for"))
+        async with client(server.url) as c:
+            deltas: list[str] = []
+            with pytest.raises(E.ServiceUnavailable):
+                await c.chat(MESSAGES, on_text=collect(deltas))
+        assert "".join(deltas) == STORY[:30]
+        assert len(server.chat_requests) == 1
+
+
+async def test_a_server_that_does_not_stream_answers_whole() -> None:
+    async with FakeOpenAI(streaming=False) as server:
+        server.push(Reply(STORY, prompt_tokens=40, completion_tokens=17))
+        async with client(server.url) as c:
+            deltas: list[str] = []
+            result = await c.chat(MESSAGES, on_text=collect(deltas))
+        assert deltas == [STORY] and result.text == STORY
+        assert result.usage == Usage(40, 17, 0, estimated=False)
+
+
+async def test_a_stream_without_usage_is_counted_locally_and_marked_estimated() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(STORY, stream_usage=False))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES, on_text=collect([]))
+        prompt, completion = cookbook_tokens(MESSAGES, STORY)
+        assert result.usage == Usage(prompt, completion, 0, estimated=True)
+        assert c.totals()["gpt-4o-mini"].prompt_tokens == prompt
+
+
+async def test_an_endpoint_that_refuses_stream_options_is_asked_without_them() -> None:
+    async with FakeOpenAI(reject_stream_options=True) as server:
+        server.push(Reply(STORY), Reply("The far side is close."))
+        async with client(server.url) as c:
+            first = await c.chat(MESSAGES, on_text=collect([]))
+            second = await c.chat(MESSAGES, on_text=collect([]))
+        assert (first.text, second.text) == (STORY, "The far side is close.")
+        assert first.usage.estimated and second.usage.estimated
+        bodies = [r.body or {} for r in server.chat_requests]
+        assert ["stream_options" in b for b in bodies] == [True, False, False]  # asked once, then never
+
+
+async def test_a_stream_stopped_by_the_caller_ends_with_what_arrived() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(STORY, completion_tokens=99))
+        async with client(server.url) as c:
+            deltas: list[str] = []
+            result = await c.chat(MESSAGES, on_text=collect(deltas, stop_after=2))
+        # the fake streams 12-character pieces: the caller stopped after two
+        assert deltas == [STORY[:12], STORY[12:24]] and result.text == STORY[:24]
+        assert result.finish_reason is None
+        assert result.usage == Usage(*cookbook_tokens(MESSAGES, STORY[:24]), 0, estimated=True)

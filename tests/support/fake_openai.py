@@ -13,9 +13,42 @@ callable (request JSON -> step) answers, and if there is none a plain ``Reply`` 
         ...
         assert len(server.requests) == 2
 
-Steps: ``Reply`` (text and/or tool calls, usage, optional delay), ``Error`` (status, OpenAI-style error
-body, headers), ``Hang`` (never answers until the client gives up), ``Malformed`` (200 with a body that
-is not a completion), ``Drop`` (close the connection without an answer).
+Steps: ``Reply`` (text and/or tool calls, usage, optional delay, streaming pace and mid-stream
+failure), ``Error`` (status, OpenAI-style error body, headers), ``Hang`` (never answers until the
+client gives up), ``Malformed`` (200 with a body that is not a completion), ``Drop`` (close the
+connection without an answer).
+
+Streaming (``"stream": true``) is answered as OpenAI does: ``text/event-stream`` headers at once, then
+``data: {chunk}`` events (a role chunk, content chunks, tool-call chunks, a chunk with the
+``finish_reason``, a usage chunk when ``stream_options.include_usage`` asks and ``Reply.stream_usage``
+allows) and ``data: [DONE]``. By default the text goes out in 12-character chunks with no pause.
+``Reply(first_token_s=..., tokens_per_s=...)`` makes it realistic: the headers still go at once, the
+role chunk and first content chunk after ``first_token_s`` (time to first token), then one chunk per
+token-like piece of the text (``split_tokens``) paced at ``tokens_per_s``, each scheduled from the first
+token's time (token ``i`` at ``first + i / tokens_per_s``), so a long reply does not drift. Each chat
+request's ``RecordedRequest`` gets ``headers_at``, ``first_token_at`` and ``last_token_at``
+(``time.perf_counter()`` on the server, as they happen) for a benchmark of "model's first token ->
+first visible text".
+
+Failures mid-stream (``Reply(fail_after_chars=N, fail_mode=...)``, after N characters of text), and
+what openai-python 3.57's ``AsyncStream`` raises to the code iterating it (checked by
+``tests/support/test_fake_openai.py``):
+
+* ``fail_mode="drop"``: the TCP connection is closed (flushed, FIN) with no ``[DONE]``, no final
+  chunk and no end of the chunked body. httpx2 raises ``RemoteProtocolError`` ("incomplete chunked
+  read") and the SDK turns it into ``openai.APIConnectionError`` (exactly that class, not
+  ``APITimeoutError``; ``__cause__`` is the ``httpx2.RemoteProtocolError``).
+* ``fail_mode="error_event"``: ``data: {"error": {"message", "type": "server_error", "param": null,
+  "code": null}}`` as OpenAI sends mid-stream, then the body ends normally (no ``[DONE]``). The SDK
+  raises ``openai.APIError`` itself (the base class: no ``status_code``, it is not an
+  ``APIStatusError``), with ``message`` the error's message and ``body`` the ``error`` object.
+
+Endpoints that are less than OpenAI: ``FakeOpenAI(streaming=False)`` answers ``"stream": true`` with a
+plain ``application/json`` completion (the SDK then yields NO chunks and raises nothing: its SSE
+decoder finds no ``data:`` line in the JSON); ``Reply(stream_usage=False)`` leaves out the usage chunk
+even when ``stream_options.include_usage`` asks; ``FakeOpenAI(reject_stream_options=True)`` answers a
+request carrying ``stream_options`` with 400 ``Unrecognized request argument supplied: stream_options``
+(``openai.BadRequestError``).
 
 Moderation (``POST /v1/moderations``) answers in OpenAI's shape (``id``, ``model``, ``results`` with
 ``flagged``, ``categories``, ``category_scores`` and, for omni models, ``category_applied_input_types``),
@@ -37,14 +70,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+
+# A token-like piece of text, for paced streaming: a word of at most 8 letters/digits with the
+# whitespace before it (" door", " creaks"), a single punctuation mark ("." ","), or trailing
+# whitespace. Longer words are split every 8 characters. Close enough to a BPE tokenizer on English
+# (about 4-5 characters a token, a space belongs to the word after it) for pacing and chunk counts,
+# and the pieces always join back into the text.
+TOKEN_PATTERN = re.compile(r"\s*(?:\w{1,8}|[^\w\s])|\s+")
+DEFAULT_CHUNK_CHARS = 12  # the unpaced default: fixed 12-character content chunks
+STREAM_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
+
+FailMode = Literal["drop", "error_event"]
+
+
+def split_tokens(text: str) -> list[str]:
+    """The token-like pieces of ``text`` (``TOKEN_PATTERN``); ``"".join(split_tokens(t)) == t``."""
+    return TOKEN_PATTERN.findall(text)
 
 
 @dataclass
@@ -59,7 +109,30 @@ class ToolCallSpec:
 
 @dataclass
 class Reply:
-    """A successful completion. Usage numbers are tokens; ``delay`` is seconds before answering."""
+    """A successful completion. Usage numbers are tokens; ``delay`` is seconds before answering
+    (before the response headers).
+
+    Streaming pace (both None: today's 12-character chunks, no pause; either set: one content chunk
+    per ``split_tokens`` piece, and tool-call arguments likewise):
+
+    * ``first_token_s``: seconds between the response headers and the role chunk + first content
+      chunk (time to first token).
+    * ``tokens_per_s``: content chunks paced at this rate, token ``i`` no earlier than the first
+      token's time + ``i / tokens_per_s`` (tool-call argument pieces continue the same schedule).
+
+    A non-streamed answer (or any answer of a ``FakeOpenAI(streaming=False)``) waits the whole
+    generation, ``first_token_s + (pieces - 1) / tokens_per_s``, before it is sent.
+
+    Failure mid-stream (streamed answers only; a non-streamed answer ignores it): with
+    ``fail_after_chars`` set, exactly that many characters of the text are sent (the last piece cut
+    if need be; 0 = none, only the role chunk; more than the text = all of it, then no tool calls),
+    then ``fail_mode`` ``"drop"`` closes the connection (SDK: ``openai.APIConnectionError``) or
+    ``"error_event"`` sends OpenAI's mid-stream ``{"error": {...}}`` event with ``fail_message``
+    and ends the body without ``[DONE]`` (SDK: ``openai.APIError``).
+
+    ``stream_usage=False``: a streamed answer has no usage chunk even when
+    ``stream_options.include_usage`` asks (as servers that ignore ``stream_options`` do).
+    """
 
     text: str | None = "The DM nods."
     tool_calls: list[ToolCallSpec] = field(default_factory=list)
@@ -70,6 +143,41 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     model: str | None = None
+    first_token_s: float | None = None
+    tokens_per_s: float | None = None
+    fail_after_chars: int | None = None
+    fail_mode: FailMode = "drop"
+    fail_message: str = STREAM_ERROR_MESSAGE
+    stream_usage: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fail_mode not in ("drop", "error_event"):
+            raise ValueError(f"fail_mode must be 'drop' or 'error_event', not {self.fail_mode!r}")
+        if self.tokens_per_s is not None and self.tokens_per_s <= 0:
+            raise ValueError(f"tokens_per_s must be > 0, not {self.tokens_per_s}")
+        if self.first_token_s is not None and self.first_token_s < 0:
+            raise ValueError(f"first_token_s must be >= 0, not {self.first_token_s}")
+        if self.fail_after_chars is not None and self.fail_after_chars < 0:
+            raise ValueError(f"fail_after_chars must be >= 0, not {self.fail_after_chars}")
+
+    @property
+    def paced(self) -> bool:
+        """Whether the text is streamed in token-like pieces (``first_token_s`` or ``tokens_per_s`` set)."""
+        return self.first_token_s is not None or self.tokens_per_s is not None
+
+    def pieces(self, text: str, chunk_chars: int = DEFAULT_CHUNK_CHARS) -> list[str]:
+        """How ``text`` is cut into chunks: ``split_tokens`` when paced, else ``chunk_chars`` slices."""
+        if self.paced:
+            return split_tokens(text)
+        return [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)]
+
+    def generation_s(self) -> float:
+        """Seconds the whole answer takes to generate at this pace (0 when unpaced)."""
+        n = len(self.pieces(self.text or "")) + sum(
+            len(self.pieces(a if isinstance(a, str) else json.dumps(a), 16))
+            for a in (tc.arguments for tc in self.tool_calls))
+        rate_s = (n - 1) / self.tokens_per_s if self.tokens_per_s and n > 1 else 0.0
+        return (self.first_token_s or 0.0) + rate_s
 
 
 @dataclass
@@ -157,13 +265,24 @@ def flag_words(words: Iterable[str] | Mapping[str, Mapping[str, float]], *, cate
 @dataclass
 class RecordedRequest:
     """What the server received: method, path, headers (lower-cased names), JSON body, arrival time
-    (``time.monotonic()`` seconds)."""
+    (``at``: ``time.monotonic()`` seconds).
+
+    Timings on the server's ``time.perf_counter()`` clock, filled in as they happen (read them once
+    the answer is over): ``received_at`` (arrival), ``headers_at`` (the 200 response of a ``Reply``
+    was started: headers of a stream, or the whole JSON answer), ``first_token_at`` / ``last_token_at``
+    (the first / last chunk carrying text content was written; None for a non-streamed answer and a
+    stream without text, e.g. tool calls only or ``fail_after_chars=0``).
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
     at: float
+    received_at: float = field(default_factory=time.perf_counter)
+    headers_at: float | None = None
+    first_token_at: float | None = None
+    last_token_at: float | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -189,8 +308,11 @@ class FakeOpenAI:
 
     def __init__(self, default: Callable[[dict[str, Any]], Step] | None = None,
                  port: int = 0, models: list[str] | None = None,
-                 require_key: str | None = None, moderation: Scorer | None = clean_scorer) -> None:
+                 require_key: str | None = None, moderation: Scorer | None = clean_scorer,
+                 streaming: bool = True, reject_stream_options: bool = False) -> None:
         self.default = default
+        self.streaming = streaming  # False: ``"stream": true`` gets a plain JSON completion
+        self.reject_stream_options = reject_stream_options  # True: 400 for a request with ``stream_options``
         self.queue: deque[Step] = deque()
         self.moderation = moderation  # None: this server has no moderation API (404)
         self.moderation_queue: deque[ModerationStep] = deque()
@@ -329,14 +451,15 @@ class FakeOpenAI:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     # --- handlers -------------------------------------------------------------------------------
-    def _record(self, request: web.Request, body: dict[str, Any] | None) -> None:
-        self.requests.append(RecordedRequest(
-            request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
-            body, time.monotonic()))
+    def _record(self, request: web.Request, body: dict[str, Any] | None) -> RecordedRequest:
+        record = RecordedRequest(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
+                                 body, time.monotonic(), time.perf_counter())
+        self.requests.append(record)
         with self._lock:
             waiters = list(self._waiters)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
+        return record
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
         if self.require_key is None:
@@ -445,24 +568,30 @@ class FakeOpenAI:
         except Exception:
             body = None
         self.in_flight += 1  # counted before the request is visible, so a waiter woken by it sees it
-        self._record(request, body)
+        record = self._record(request, body)
         self._counter += 1
         try:
-            return await self._answer(request, body)
+            return await self._answer(request, body, record)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, request: web.Request, body: dict[str, Any] | None) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, body: dict[str, Any] | None,
+                      record: RecordedRequest) -> web.StreamResponse:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
+        if self.reject_stream_options and "stream_options" in (body or {}):
+            return self._error_response(Error(400, message="Unrecognized request argument supplied: stream_options",
+                                              type="invalid_request_error"))
         step = self._next_step(body or {})
         if not isinstance(step, Reply):
             return await self._answer_step(request, step)
         if step.delay:
             await asyncio.sleep(step.delay)
-        if (body or {}).get("stream"):
-            return await self._stream(request, body or {}, step)
+        if (body or {}).get("stream") and self.streaming:
+            return await self._stream(request, body or {}, step, record)
+        await _sleep_until(time.perf_counter() + step.generation_s())
+        record.headers_at = time.perf_counter()
         return web.json_response(self._completion(body or {}, step),
                                  headers={"x-request-id": f"req_fake_{self._counter}", **step.headers})
 
@@ -496,39 +625,84 @@ class FakeOpenAI:
             "usage": self._usage(body, step),
         }
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], step: Reply) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, body: dict[str, Any], step: Reply,
+                      record: RecordedRequest) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={
             "Content-Type": "text/event-stream", "x-request-id": f"req_fake_{self._counter}"})
-        await resp.prepare(request)
+        await resp.prepare(request)  # a StreamResponse sends its headers here, before any chunk
+        record.headers_at = time.perf_counter()
         base = {"id": f"chatcmpl-fake-{self._counter}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": step.model or body.get("model", "fake")}
+        rate = step.tokens_per_s
+        first_at: float | None = None  # when the first token-carrying chunk was written
+        sent_tokens = 0
 
         async def send(obj: dict[str, Any]) -> None:
             await resp.write(f"data: {json.dumps(obj)}\n\n".encode())
 
+        async def send_token(delta: dict[str, Any], *, text: bool) -> None:
+            nonlocal first_at, sent_tokens
+            if rate is not None and first_at is not None:
+                await _sleep_until(first_at + sent_tokens / rate)
+            await send({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            now = time.perf_counter()
+            if first_at is None:
+                first_at = now
+            sent_tokens += 1
+            if text:
+                if record.first_token_at is None:
+                    record.first_token_at = now
+                record.last_token_at = now
+
+        if step.first_token_s:
+            await _sleep_until(record.headers_at + step.first_token_s)
         await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]})
         text = step.text or ""
-        for i in range(0, len(text), 12):
-            await send({**base, "choices": [{"index": 0, "delta": {"content": text[i:i + 12]},
-                                             "finish_reason": None}]})
+        limit = step.fail_after_chars
+        sent_chars = 0
+        for piece in step.pieces(text):
+            if limit is not None and sent_chars + len(piece) > limit:
+                piece = piece[:limit - sent_chars]
+                if piece:
+                    await send_token({"content": piece}, text=True)
+                return await self._fail_stream(request, resp, step)
+            await send_token({"content": piece}, text=True)
+            sent_chars += len(piece)
+        if limit is not None:
+            return await self._fail_stream(request, resp, step)
         calls = self._tool_calls(step)
         for i, call in enumerate(calls):
             await send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
                 "index": i, "id": call["id"], "type": "function",
                 "function": {"name": call["function"]["name"], "arguments": ""}}]},
                 "finish_reason": None}]})
-            args = call["function"]["arguments"]
-            for j in range(0, len(args), 16):
-                await send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
-                    "index": i, "function": {"arguments": args[j:j + 16]}}]}, "finish_reason": None}]})
+            for piece in step.pieces(call["function"]["arguments"], 16):
+                await send_token({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}, text=False)
         finish = step.finish_reason or ("tool_calls" if calls else "stop")
         await send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if step.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
             await send({**base, "choices": [], "usage": self._usage(body, step)})
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+    async def _fail_stream(self, request: web.Request, resp: web.StreamResponse, step: Reply) -> web.StreamResponse:
+        """End a stream the way ``step.fail_mode`` says (see ``Reply``)."""
+        if step.fail_mode == "error_event":
+            error = {"message": step.fail_message, "type": "server_error", "param": None, "code": None}
+            await resp.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+            await resp.write_eof()  # the body ends properly, without [DONE]
+            return resp
+        assert request.transport is not None
+        request.transport.close()  # what was written is flushed, then FIN: no [DONE], no last chunk
+        return resp
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``deadline`` (never wakes early by that clock)."""
+    while (remaining := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(remaining)
 
 
 def narrator_default(body: dict[str, Any]) -> Step:
@@ -543,19 +717,25 @@ def narrator_default(body: dict[str, Any]) -> Step:
 
 
 def main() -> None:  # pragma: no cover - used by bench/ and by hand
-    """``python -m tests.support.fake_openai [--port N] [--latency S]``: serve the default narrator
-    reply (after ``--latency`` seconds) and print ``fake OpenAI endpoint at URL`` once listening."""
+    """``python -m tests.support.fake_openai [--port N] [--latency S] [--first-token-s S]
+    [--tokens-per-s R]``: serve the default narrator reply (after ``--latency`` seconds, streamed at
+    the given pace) and print ``fake OpenAI endpoint at URL`` once listening."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--first-token-s", type=float, default=None,
+                        help="seconds from the response headers to the first streamed token")
+    parser.add_argument("--tokens-per-s", type=float, default=None, help="pace of the streamed tokens")
     args = parser.parse_args()
 
     def answer(body: dict[str, Any]) -> Step:
         reply = narrator_default(body)
         if isinstance(reply, Reply):
             reply.delay = args.latency
+            reply.first_token_s = args.first_token_s
+            reply.tokens_per_s = args.tokens_per_s
         return reply
 
     async def serve() -> None:
