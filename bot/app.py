@@ -22,7 +22,6 @@ import logging
 import signal
 import time
 import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +32,16 @@ from discord.ext import commands
 
 from bot.chunking import split_message
 from bot.config import Settings
+from bot.discord_narrator import (  # re-exported: the cogs import them from here
+    EMBED_COLOUR,
+    NO_MENTIONS,
+    DiscordNarrator,
+    render_roll,
+    rolls_embed,
+    tracker_embed,
+)
 from bot.errors import BotError
-from bot.game.api import DMReply, GameAPI, Narrator, TrackerView
-from bot.models import RollRecord
+from bot.game.api import GameAPI
 
 if TYPE_CHECKING:
     from bot.llm import LLMClient
@@ -43,12 +49,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_MENTIONS = discord.AllowedMentions.none()
+__all__ = ["COGS", "EMBED_COLOUR", "NO_MENTIONS", "CheckRefused", "DiscordNarrator", "DungeonMasterBot",
+           "describe_error", "is_server_admin", "render_roll", "respond", "rolls_embed", "run_bot", "tracker_embed"]
+
 COGS = ("cogs.campaign", "cogs.characters", "cogs.lore", "cogs.combat", "cogs.safety", "cogs.play", "cogs.dice",
         "cogs.admin")
 HEARTBEAT_SECONDS = 30.0
 GENERIC_APOLOGY = "Something went wrong on the DM's side of the screen. The table's actions are safe; try again."
-EMBED_COLOUR = discord.Colour.dark_gold()
 
 
 def apply_discord_endpoints(settings: Settings) -> None:
@@ -63,36 +70,6 @@ def apply_discord_endpoints(settings: Settings) -> None:
         discord.http.Route.BASE = settings.discord_api_base
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
-
-
-def render_roll(roll: RollRecord) -> str:
-    """One line for a dice roll: who, why, and d20's breakdown (``1d20 (14) + 5 = `19```)."""
-    who = roll.character_name or roll.roller_name
-    why = f" ({roll.reason})" if roll.reason else ""
-    return f"🎲 **{who}**{why}: {roll.breakdown}"
-
-
-def rolls_embed(rolls: tuple[RollRecord, ...] | list[RollRecord]) -> discord.Embed | None:
-    """An embed listing dice rolls with their breakdown, or None for no rolls (4,096-char cap)."""
-    if not rolls:
-        return None
-    lines = [render_roll(r) for r in rolls]
-    text = "\n".join(lines)
-    if len(text) > 4000:
-        text = text[:3990].rsplit("\n", 1)[0] + "\n…"
-    return discord.Embed(title="Dice", description=text, colour=EMBED_COLOUR)
-
-
-def tracker_embed(view: TrackerView) -> discord.Embed:
-    """The combat tracker as an embed: its title (round, whose turn) and the initiative order in a
-    code block (aligned columns; within Discord's 4,096-character description)."""
-    body = "\n".join(view.lines).replace("`", "'")
-    if len(body) > 3900:
-        body = body[:3890].rsplit("\n", 1)[0] + "\n…"
-    embed = discord.Embed(title=view.title[:256], colour=EMBED_COLOUR,
-                          description=f"```\n{body}\n```" if body else None)
-    embed.set_footer(text="/combat show · /combat init to roll your initiative")
-    return embed
 
 
 async def respond(interaction: discord.Interaction, content: str | None = None, *,
@@ -179,107 +156,6 @@ def is_server_admin(interaction: discord.Interaction) -> bool:
     """Whether the caller has Manage Server (or Administrator) in the channel of ``interaction``."""
     perms = interaction.permissions
     return bool(perms.manage_guild or perms.administrator)
-
-
-class DiscordNarrator(Narrator):
-    """Delivers DM replies to Discord channels: split to 2,000 characters, rolls as an embed, a reply
-    reference to the last answered action (without pinging its author), no mentions ever."""
-
-    def __init__(self, bot: DungeonMasterBot) -> None:
-        self.bot = bot
-        self._trackers: dict[int, tuple[int, int]] = {}  # campaign id -> (channel id, tracker message id)
-
-    async def _channel(self, channel_id: int) -> discord.abc.Messageable | None:
-        channel = self.bot.get_channel(channel_id)
-        if channel is None:
-            try:
-                channel = await self.bot.fetch_channel(channel_id)
-            except discord.HTTPException:
-                log.warning("channel %s is gone; reply not delivered", channel_id)
-                return None
-        if not isinstance(channel, discord.abc.Messageable):
-            log.warning("channel %s (%s) cannot take messages; reply not delivered", channel_id,
-                        type(channel).__name__)
-            return None
-        return channel
-
-    async def deliver(self, reply: DMReply) -> None:
-        """Send ``reply`` to its channel. Platform errors are logged, never raised (the reply is
-        already stored and shows in /campaign recap)."""
-        channel = await self._channel(reply.channel_id)
-        if channel is None:
-            return
-        embed = rolls_embed(reply.rolls)
-        chunks = split_message(reply.text) or ([""] if embed else [])
-        reference = None
-        if reply.answered_message_ids:
-            reference = discord.MessageReference(message_id=reply.answered_message_ids[-1],
-                                                 channel_id=reply.channel_id, fail_if_not_exists=False)
-        try:
-            for index, chunk in enumerate(chunks):
-                kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
-                if index == 0:
-                    if embed is not None:
-                        kwargs["embed"] = embed
-                    if reference is not None:
-                        kwargs["reference"] = reference
-                await channel.send(chunk or None, **kwargs)
-        except discord.HTTPException as exc:
-            log.warning("could not deliver reply to channel %s: %s", reply.channel_id, exc)
-
-    async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
-        """Post the combat tracker once, then edit that message in place (its place is kept with
-        ``store.encounters.set_tracker``, so edits survive a restart); a tracker message someone
-        deleted is posted anew, except for the final view of a fight that is over. Platform and store
-        errors are logged, never raised."""
-        embed = tracker_embed(view)
-        known = self._trackers.get(campaign_id)
-        if known is None:
-            try:
-                known = await self.bot.store.encounters.tracker(campaign_id)
-            except Exception as exc:  # the store's trouble must not stop a turn
-                log.warning("could not read the tracker message of campaign %s: %s", campaign_id, exc)
-        channel = self.bot.get_partial_messageable(channel_id)
-        try:
-            if known is not None and known[0] == channel_id:
-                try:
-                    await channel.get_partial_message(known[1]).edit(embed=embed)
-                except discord.NotFound:
-                    known = None  # deleted: post a new one
-            else:
-                known = None
-            if known is None and not view.ended:
-                message = await channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
-                known = (channel_id, message.id)
-                try:
-                    await self.bot.store.encounters.set_tracker(campaign_id, channel_id, message.id)
-                except Exception as exc:
-                    log.warning("could not store the tracker message of campaign %s: %s", campaign_id, exc)
-        except discord.HTTPException as exc:
-            log.warning("could not show the combat tracker in channel %s: %s", channel_id, exc)
-        if view.ended or known is None:
-            self._trackers.pop(campaign_id, None)
-        else:
-            self._trackers[campaign_id] = known
-
-    @contextlib.asynccontextmanager
-    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
-        """Show "DM is typing…" while the block runs (discord.py re-sends it every 5 s)."""
-        channel = self.bot.get_channel(channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            yield
-            return
-        try:
-            typing = channel.typing()
-            await typing.__aenter__()
-        except discord.HTTPException:
-            yield
-            return
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):
-                await typing.__aexit__(None, None, None)
 
 
 class DungeonMasterTree(app_commands.CommandTree["DungeonMasterBot"]):

@@ -62,26 +62,19 @@ def _best_cut(text: str, limit: int, open_at_start: str | None) -> int:
     return index
 
 
-def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters (see module docstring).
-
-    Args:
-        text: Markdown text of any length.
-        limit: maximum characters per chunk (Discord: 2,000); at least 20.
-    Returns:
-        Non-empty chunks, in order; ``[]`` for blank text. Joining them gives back the text except for
-        whitespace at the cuts and the fences added to close/reopen a split code block.
-    Raises:
-        ValueError: ``limit`` below 20.
-    """
+def _chunks(text: str, limit: int, *, final: bool) -> tuple[list[str], str]:
+    """The chunks of ``text`` and, unless ``final``, the text still open at its end (see
+    ``settled_chunks``)."""
     if limit < 20:
         raise ValueError("limit must be at least 20 characters")
-    text = text.strip()
+    text = text.strip() if final else text.lstrip()
     chunks: list[str] = []
     open_lang: str | None = None  # code block open at the start of `text`
     while text:
         prefix = f"```{open_lang}\n" if open_lang is not None else ""
         room = limit - len(prefix)
+        if not final and len(text.rstrip()) <= room:
+            return chunks, prefix + text  # may still grow: whether and where it is cut is not known
         if len(text) <= room and _open_fence_after(text, open_lang) is None:
             chunks.append(prefix + text)
             break
@@ -95,4 +88,35 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
         open_lang = still_open
         if not piece and not text:
             break
-    return [c for c in chunks if c.strip()]
+    return [c for c in chunks if c.strip()], ""
+
+
+def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters (see module docstring).
+
+    Args:
+        text: Markdown text of any length.
+        limit: maximum characters per chunk (Discord: 2,000); at least 20.
+    Returns:
+        Non-empty chunks, in order; ``[]`` for blank text. Joining them gives back the text except for
+        whitespace at the cuts and the fences added to close/reopen a split code block.
+    Raises:
+        ValueError: ``limit`` below 20.
+    """
+    return _chunks(text, limit, final=True)[0]
+
+
+def settled_chunks(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> tuple[list[str], str]:
+    """For text still being written (a streamed reply): the chunks that no continuation can change,
+    and the rest.
+
+    A chunk is cut only once more than ``limit`` characters follow the previous cut, and where it is
+    cut depends only on those characters, so the settled chunks of a prefix of ``t`` are the first
+    chunks of ``split_message(t, limit)``: a reply shown while streaming is split exactly as the whole
+    reply would be. Returns ``(settled, open_text)``: ``open_text`` is the text after the last settled
+    chunk (with the fence that reopens a code block cut open), possibly "".
+
+    Raises:
+        ValueError: ``limit`` below 20.
+    """
+    return _chunks(text, limit, final=False)

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     max_tool_rounds: int = Field(4, ge=0, le=16)
     content_rating: ContentRating = "teen"
     dm_style: str = Field("classic", max_length=300)
+    stream_replies: bool = True
     session_idle_seconds: float = Field(1800.0, gt=0)
     channel_queue_limit: int = Field(50, ge=1, le=10_000)
     player_cooldown_seconds: float = Field(2.0, ge=0, le=600)

@@ -46,6 +46,9 @@ class GuildConfig:
             points instead of hit points rolled from their hit dice (default: rolled).
         moderation: player input and the DM's output are checked with the endpoint's moderation API,
             with thresholds that follow ``content_rating`` (``bot.game.moderation``; default off).
+        stream_replies: the DM's reply is shown while the model writes it (``bot.game.streaming``;
+            default: the ``STREAM_REPLIES`` setting). Replies are whole while ``moderation`` is on,
+            since a reply must be moderated before anyone reads it.
     """
 
     guild_id: int
@@ -63,6 +66,7 @@ class GuildConfig:
     show_monster_hp: bool = False
     moderation: bool = False
     average_monster_hp: bool = False
+    stream_replies: bool = True
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -183,7 +187,9 @@ class RollRecord:
 
 @dataclass(frozen=True, slots=True)
 class UsageLine:
-    """Aggregated model usage: requests, tokens and US dollars (None if any call was unpriced)."""
+    """Aggregated model usage: requests, tokens and US dollars (None if any call was unpriced).
+    ``estimated_requests``: calls whose tokens the bot counted itself (tiktoken) because the endpoint
+    reported none."""
 
     model: str
     requests: int
@@ -191,6 +197,7 @@ class UsageLine:
     completion_tokens: int
     cached_prompt_tokens: int
     cost_usd: float | None
+    estimated_requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from bot.game.api import (
     TrackerView,
 )
 from bot.game.lorebook import LORE_KINDS, split_aliases
-from bot.models import LoreEntry, SearchHit
+from bot.models import LoreEntry, RollRecord, SearchHit
 
 if TYPE_CHECKING:
     from bot.game.ports import ModelPort
@@ -93,6 +93,67 @@ def tracker_text(view: TrackerView) -> str:
     return "\n".join([f"[combat] {view.title}", *(f"  {line}" for line in view.lines)])
 
 
+def _label(kind: str) -> str:
+    return {"notice": "DM (note)", "retry": "DM (again)", "recovered": "DM (picking up)"}.get(kind, "DM")
+
+
+def _dice_lines(rolls: Sequence[RollRecord]) -> str:
+    out = []
+    for roll in rolls:
+        who = roll.character_name or roll.roller_name
+        why = f" ({roll.reason})" if roll.reason else ""
+        out.append(f"  [dice] {who}{why}: {roll.breakdown}\n")
+    return "".join(out)
+
+
+class TerminalReplyStream:
+    """A reply printed as the model writes it: new text is appended as it comes; a terminal cannot
+    take text back, so when the guard corrects what was printed (or the model starts over) the
+    reply is printed again whole, marked as corrected. Never raises for a closed stream."""
+
+    def __init__(self, out: IO[str], head: DMReply) -> None:
+        self.out = out
+        self.head = head
+        self.printed = ""
+        self.dice_shown = 0
+        self.started = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError) as exc:
+            log.warning("could not print a reply: %s", exc)
+
+    async def show(self, text: str, rolls: tuple[RollRecord, ...] = ()) -> None:
+        """Print what is new since the last call (the dice first, the first time)."""
+        head = ""
+        if not self.started:
+            self.started = True
+            head = f"{_dice_lines(rolls)}\n{_label(self.head.kind)}: "
+            self.dice_shown = len(rolls)
+        if text.startswith(self.printed):
+            self._write(head + text[len(self.printed):])
+        else:
+            self._write(f"{head}\n  (the DM corrects that)\n{_label(self.head.kind)}: {text}")
+        self.printed = text
+
+    async def finish(self, reply: DMReply) -> None:
+        """Print the rest of ``reply`` (or all of it again, marked, when it differs from what was printed)."""
+        if not self.started:
+            await TerminalNarrator(self.out).deliver(reply)
+            return
+        if reply.text.startswith(self.printed):
+            rest = reply.text[len(self.printed):]
+        else:
+            rest = f"\n  (the DM corrects that)\n{_label(reply.kind)}: {reply.text}"
+        self._write(f"{rest}\n{_dice_lines(reply.rolls[self.dice_shown:])}\n")
+
+    async def abandon(self, text: str) -> None:
+        """Print the notice after what was printed."""
+        self._write(f"\n\n{_label('notice')}: {text}\n\n")
+
+
 class TerminalNarrator:
     """Prints DM replies (with dice breakdowns) and notices to ``out``."""
 
@@ -102,15 +163,14 @@ class TerminalNarrator:
     async def deliver(self, reply: DMReply) -> None:
         """Print ``reply``. Never raises for a closed stream (logs instead)."""
         try:
-            for roll in reply.rolls:
-                who = roll.character_name or roll.roller_name
-                why = f" ({roll.reason})" if roll.reason else ""
-                self.out.write(f"  [dice] {who}{why}: {roll.breakdown}\n")
-            label = {"notice": "DM (note)", "retry": "DM (again)", "recovered": "DM (picking up)"}.get(reply.kind, "DM")
-            self.out.write(f"\n{label}: {reply.text}\n\n")
+            self.out.write(f"{_dice_lines(reply.rolls)}\n{_label(reply.kind)}: {reply.text}\n\n")
             self.out.flush()
         except (OSError, ValueError) as exc:
             log.warning("could not print a reply: %s", exc)
+
+    def stream(self, head: DMReply) -> TerminalReplyStream:
+        """Print a reply as it is written (``TerminalReplyStream``)."""
+        return TerminalReplyStream(self.out, head)
 
     async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
         """Print the combat tracker (the same text Discord shows in its tracker embed)."""

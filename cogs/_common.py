@@ -122,7 +122,8 @@ def _usage_lines(lines: tuple[UsageLine, ...]) -> str:
     out = []
     for line in lines:
         cost = "unknown price" if line.cost_usd is None else f"${line.cost_usd:.4f}"
-        out.append(f"`{line.model}`: {line.requests} calls, {line.prompt_tokens:,} in"
+        estimated = f" ({line.estimated_requests} counted by the bot: estimated)" if line.estimated_requests else ""
+        out.append(f"`{line.model}`: {line.requests} calls{estimated}, {line.prompt_tokens:,} in"
                    f" ({line.cached_prompt_tokens:,} cached) / {line.completion_tokens:,} out, {cost}")
     return "\n".join(out)[:1024]
 

@@ -144,8 +144,33 @@ class CombatChange:
     text: str
 
 
+class ReplyStream(Protocol):
+    """A DM reply shown while the model is still writing it (``Narrator.stream``). The core calls
+    ``show`` as the narration grows, then exactly one of ``finish`` and ``abandon``. No method raises
+    for platform trouble (the adapter logs it)."""
+
+    async def show(self, text: str, rolls: tuple[RollRecord, ...] = ()) -> None:
+        """The narration so far, whole (not a delta), already passed by the guard, and the turn's
+        dice so far (they go with the first message). Returns at once: the adapter shows the newest
+        text at its own pace (Discord: an edit at most about once a second per channel). ``text``
+        may shrink (the guard corrected it) or be "" (the model starts over)."""
+
+    async def finish(self, reply: DMReply) -> None:
+        """The reply is stored: show exactly ``reply``, as ``Narrator.deliver`` would have,
+        replacing what was shown."""
+
+    async def abandon(self, text: str) -> None:
+        """No reply will come (the model failed, the bot is stopping): replace whatever was shown
+        with ``text``, a notice, so nothing half-written stays in front of the table."""
+
+
 class Narrator(Protocol):
     """The adapter side: how the core speaks to a channel."""
+
+    def stream(self, head: DMReply) -> ReplyStream | None:
+        """A ``ReplyStream`` for the reply ``head`` describes (its channel, turn, kind, campaign and
+        answered messages; its ``text`` and ``rolls`` are empty), or None when this adapter cannot
+        show a reply while it is written (the core then calls ``deliver`` once it is complete)."""
 
     async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
         """Show the combat tracker in ``channel_id``: Discord posts it once and then edits that message

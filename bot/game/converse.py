@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.game.ports import ModelPort
+from bot.game.streaming import NarrationStream
 from bot.game.tools import TOOL_SCHEMAS, ToolContext, run_tool
 from bot.llm.types import ChatResult
 from bot.models import GuildConfig
@@ -26,15 +27,18 @@ class Conversation:
         text: the narration, stripped ("" when the model wrote nothing).
         calls: every model call's result, in order (for usage and budgets).
         model_s: seconds spent waiting for the model (``time.perf_counter``).
+        told: the turn failed after its narration was streamed, and the streamed message was turned
+            into the notice that says why (so nobody tells the table twice).
     """
 
     text: str = ""
     calls: list[ChatResult] = field(default_factory=list)
     model_s: float = 0.0
+    told: bool = False
 
 
 async def converse(model: ModelPort, prompt: list[dict[str, Any]], tools: ToolContext, config: GuildConfig, *,
-                   rounds: int, conversation: Conversation) -> str:
+                   rounds: int, conversation: Conversation, narration: NarrationStream | None = None) -> str:
     """Call the model with tools for at most ``rounds`` rounds, then once without tools.
 
     Args:
@@ -44,6 +48,9 @@ async def converse(model: ModelPort, prompt: list[dict[str, Any]], tools: ToolCo
         config: the server's options (model name, temperature, longest reply in tokens).
         rounds: the most tool rounds before the model must narrate.
         conversation: receives every call and the time spent (so a failure keeps them).
+        narration: when given, every call is streamed into it (``bot.game.streaming``): the table
+            reads the narration as it is written; text the model wrote before calling tools is
+            taken back, and a stream the guard stopped is the narration as it stands.
     Returns:
         The narration, stripped; "" when the model wrote none.
     Raises:
@@ -59,11 +66,14 @@ async def converse(model: ModelPort, prompt: list[dict[str, Any]], tools: ToolCo
         started = time.perf_counter()
         try:
             result = await model.chat(messages, model=config.model, temperature=config.temperature,
-                                      max_tokens=config.max_tokens, tools=TOOL_SCHEMAS if with_tools else None)
+                                      max_tokens=config.max_tokens, tools=TOOL_SCHEMAS if with_tools else None,
+                                      on_text=narration.feed if narration is not None else None)
         finally:
             conversation.model_s += time.perf_counter() - started
         conversation.calls.append(result)
-        if result.tool_calls and with_tools:
+        if result.tool_calls and with_tools and not (narration is not None and narration.stopped):
+            if narration is not None:
+                await narration.reset()
             messages.append(result.assistant_message())
             for call in result.tool_calls:
                 output = await run_tool(tools, call.name, call.arguments)

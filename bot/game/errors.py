@@ -17,6 +17,8 @@ QUEUE_FULL_MESSAGE = ("The DM has too many actions waiting in this channel. Give
 GUILD_BUDGET_MESSAGE = ("This server's daily DM budget is spent. The story continues tomorrow (UTC), or an "
                         "admin can raise it with /config set.")
 PLAYER_BUDGET_MESSAGE = "A player's daily DM budget is spent; the DM will answer their actions again tomorrow (UTC)."
+LOST_THREAD = "*The DM lost the thread mid-scene.*"  # a streamed reply that failed is edited to this + why
+STOPPED_MID_REPLY = "The DM had to step away; your actions are saved and will be answered when the DM is back."
 FAILED_TURN_NOTICE = ("Something went wrong on the DM's side of the screen. Your actions are saved; the DM "
                       "will answer them with the next action.")
 

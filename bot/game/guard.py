@@ -95,11 +95,14 @@ class GuardContext:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The guard's answer: the text to show, what it changed, and whether the reply failed (a leak
-    or nothing left), in which case ``text`` must not be shown."""
+    or nothing left), in which case ``text`` must not be shown. ``cut``: the reply was cut short (a
+    turn-ending token, a player's voice, a forged record, copied sheets, a loop): whatever the model
+    writes after that point is discarded, so a streamed reply can stop there."""
 
     text: str
     interventions: tuple[Intervention, ...]
     failed: bool
+    cut: bool = False
 
 
 def _strip_template(text: str) -> tuple[str, bool]:
@@ -229,26 +232,28 @@ def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
     """Apply every rule of the module docstring to ``text`` (the model's narration)."""
     done: list[Intervention] = []
     text = text or ""
+    cut = _STOP.search(_THINK.sub("", text)) is not None
     steps: tuple[tuple[Intervention, Callable[[str], tuple[str, bool]]], ...] = (
         ("template", _strip_template), ("wrapper", _unwrap), ("role_prefix", _strip_role))
     for rule, step in steps:
         text, changed = step(text)
         if changed:
             done.append(rule)
-    text, cut = _cut_lines(text, context.names)
-    if cut is not None:
-        done.append(cut)
-    text, changed = _cut_repetition(text)
-    if changed:
+    text, line_cut = _cut_lines(text, context.names)
+    if line_cut is not None:
+        done.append(line_cut)
+    text, looped = _cut_repetition(text)
+    if looped:
         done.append("repetition")
+    cut = cut or line_cut is not None or looped
     text = text.strip()
     if any(len(s) >= SECRET_MIN_CHARS and s in text for s in context.secrets):
-        return Verdict("", (*done, "secret_leak"), True)
+        return Verdict("", (*done, "secret_leak"), True, cut)
     if _leaks_prompt(text, context.rules_text):
-        return Verdict("", (*done, "prompt_leak"), True)
+        return Verdict("", (*done, "prompt_leak"), True, cut)
     if not text:
-        return Verdict("", (*done, "empty"), True)
-    return Verdict(text, tuple(done), False)
+        return Verdict("", (*done, "empty"), True, cut)
+    return Verdict(text, tuple(done), False, cut)
 
 
 def check(text: str, context: GuardContext = GuardContext()) -> str | None:

@@ -60,7 +60,8 @@ class UsageLedger:
                     campaign_id=campaign.id if campaign else None, player_ids=player_ids, purpose=purpose,
                     model=result.model or "unknown", prompt_tokens=result.usage.prompt_tokens,
                     completion_tokens=result.usage.completion_tokens,
-                    cached_prompt_tokens=result.usage.cached_prompt_tokens, cost_usd=result.cost_usd)
+                    cached_prompt_tokens=result.usage.cached_prompt_tokens, cost_usd=result.cost_usd,
+                    estimated=result.usage.estimated)
             except Exception:
                 log.exception("recording model usage failed")
 

@@ -40,6 +40,8 @@ OPTION_HELP = {
                           "their hit dice by code)",
     "show_monster_hp": "`on` (the combat tracker shows monsters' hit points) or `off` (described: unhurt, hurt, "
                        "bloodied, down)",
+    "stream_replies": "`on` (the DM's reply appears while it is written, edited in place about once a second) "
+                      "or `off` (it appears when complete)",
     "moderation": "`on` (player messages and the DM's replies are checked with the endpoint's moderation API, "
                   "thresholds following `content_rating`) or `off`",
 }
@@ -106,7 +108,7 @@ def parse_config_value(key: str, raw: str) -> Any:
         return value.lower()
     if key == "dm_style":
         return text_option(value, key, 300)
-    if key in ("show_monster_hp", "moderation", "average_monster_hp"):
+    if key in ("show_monster_hp", "moderation", "average_monster_hp", "stream_replies"):
         if value.lower() not in _TRUE + _FALSE:
             raise UserInputError(f"`{key}` is {OPTION_HELP[key]}.")
         return value.lower() in _TRUE

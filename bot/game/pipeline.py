@@ -6,6 +6,8 @@ recovered turn after a restart and ``/retry``.
     context   the prompt: cached system text, sticky history, party, the fight, lore, actions
               (bot.game.context, bot.game.lore; the model's lore tools are bot.game.lore_tools)
     converse  the model's tool rounds, then its narration                 (bot.game.converse)
+              the narration streams to the table as it is written, through the guard
+              (bot.game.streaming), unless streaming is off or moderation is on
     check     the narration is usable; an empty one is asked for again once  (bot.game.guard)
     fight     the encounter the combat tools changed is stored, with its state before the turn
               (bot.game.combat_tools, bot.game.encounter)
@@ -25,6 +27,7 @@ new step is one function here and, where it has state, one module.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -42,7 +45,7 @@ from bot.game.combat_tools import CombatTools, sync_fight
 from bot.game.context import build_prompt, encounter_block
 from bot.game.converse import Conversation, converse, without_tool_rounds
 from bot.game.encounter import EncounterService
-from bot.game.errors import EmptyReply, ModeratedOutput
+from bot.game.errors import FAILED_TURN_NOTICE, LOST_THREAD, STOPPED_MID_REPLY, EmptyReply, ModeratedOutput
 from bot.game.guard_step import GuardStep
 from bot.game.ledger import UsageLedger
 from bot.game.lore import RECENT_MESSAGES, LoreRecall, unknown_names
@@ -51,6 +54,7 @@ from bot.game.moderation import MODERATED_OUTPUT_NOTICE, Moderator
 from bot.game.notes import TableNotes, changes_note, rolls_note, with_changes
 from bot.game.ports import ModelPort
 from bot.game.session import GameSession, LastTurn, LiveSession
+from bot.game.streaming import NarrationStream
 from bot.game.tools import ToolContext
 from bot.game.tracker import refresh_tracker
 from bot.game.turns import Clock
@@ -58,6 +62,8 @@ from bot.models import StoryMessage
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+ABANDON_SECONDS = 5.0  # the longest a failed turn waits to turn its streamed message into the notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +140,21 @@ class TurnPipeline:
         """Answer pending ``actions`` (the worker's entry). Returns True when the reply was stored
         and delivered; an expected failure (``BotError``: model trouble, a spent budget, an empty
         reply) becomes a notice to the table and returns False with the actions still pending.
-        Anything else propagates (the worker logs it)."""
+        Anything else propagates (the worker logs it), unless a streamed reply was already turned
+        into the notice (then it is logged here and False returned)."""
+        talk = Conversation()
         try:
-            await self.run(live, TurnRequest(tuple(actions), kind))
+            await self.run(live, TurnRequest(tuple(actions), kind), talk)
         except BotError as exc:
             log.warning("turn in channel %s not answered: %s (status %s, request %s)", live.state.channel_id,
                         type(exc).__name__, getattr(exc, "status", None), getattr(exc, "request_id", None))
-            await self.notice(live.state.channel_id, exc.player_message)
+            if not talk.told:
+                await self.notice(live.state.channel_id, exc.player_message)
+            return False
+        except Exception:
+            if not talk.told:
+                raise
+            log.exception("turn in channel %s failed", live.state.channel_id)
             return False
         return True
 
@@ -155,13 +169,14 @@ class TurnPipeline:
         """Tell a channel something as the table's DM (errors, budgets): ``DMReply(kind="notice")``."""
         await self.narrator.deliver(DMReply(channel_id=channel_id, text=text, kind="notice"))
 
-    async def run(self, live: LiveSession, request: TurnRequest) -> None:
+    async def run(self, live: LiveSession, request: TurnRequest, talk: Conversation | None = None) -> None:
         """Run every step for ``request`` under the session's lock (a "retry" request names no
         actions: it answers the newest turn as it stands once the lock is held). Raises ``BotError``
-        (nothing committed; sheets put back) or, for a bug, anything else (likewise)."""
+        (nothing committed; sheets put back) or, for a bug, anything else (likewise); a reply that was
+        being streamed is then replaced by the notice (``talk.told``)."""
         session = live.state
         closed_at = time.perf_counter()
-        talk = Conversation()
+        talk = talk if talk is not None else Conversation()
         async with session.lock:
             if request.kind == "retry" and request.replacing is None:
                 last = session.last_turn()  # raises NothingToUndo
@@ -175,6 +190,7 @@ class TurnPipeline:
                                    if request.replacing is not None else None)
                 lore: LoreTools | None = None
                 fight: CombatTools | None = None
+                narration: NarrationStream | None = None
                 replaced_fight = session.encounter  # as the replaced turn left it (a retry)
                 fight_restored = False
                 try:
@@ -191,11 +207,14 @@ class TurnPipeline:
                     tools = ToolContext(session.campaign.id, turn, list(session.party), update=live.sheets.update,
                                         lore=lore, combat=fight)
                     prompt = self.context(session, request, await self.chapter_recall(session, request))
-                    text = await self.converse(session, prompt, tools, talk, request.player_ids)
+                    narration = self.narration(session, request, turn, tools, opening)
+                    text = await self.converse(session, prompt, tools, talk, request.player_ids, narration)
                     await fight.save()
                     await live.sheets.flush()
                     notes, dm = await self.commit(session, request, turn, text, tools)
-                except BaseException:  # a cancelled turn (shutdown) puts its sheets back too
+                except BaseException as exc:  # a cancelled turn (shutdown) puts its sheets back too
+                    if narration is not None and narration.opened:  # nothing half-written stays shown
+                        talk.told = await self.abandon(session, narration, exc)
                     live.sheets.discard()
                     if request.replacing is None and lore is not None:  # and its lorebook changes
                         with contextlib.suppress(Exception):
@@ -215,7 +234,7 @@ class TurnPipeline:
                 session.last_active = self.clock.now()
                 self.timings.append(TurnTiming(session.channel_id, turn, closed_at, time.perf_counter(),
                                                talk.model_s, len(prompt)))
-                await self.deliver(session, request, turn, text, tools, opening)
+                await self.deliver(session, request, turn, text, tools, opening, narration)
                 await self.mark_named(session, turn, [*(a.content for a in request.actions), text])
                 if session.encounter_version != fight_version:  # the tracker message follows, once a turn
                     await self.show_tracker(session)
@@ -300,21 +319,55 @@ class TurnPipeline:
             prompt[-1] = last
         return prompt
 
+    def narration(self, session: GameSession, request: TurnRequest, turn: int, tools: ToolContext,
+                  opening: str) -> NarrationStream | None:
+        """The streamed narration of this turn (``bot.game.streaming``), or None for a whole reply:
+        when ``STREAM_REPLIES`` or the server's ``stream_replies`` is off, and while the server's
+        moderation is on (a reply is moderated before anyone reads it)."""
+        if not (self.settings.stream_replies and session.config.stream_replies) or session.config.moderation:
+            return None
+        head = DMReply(channel_id=session.channel_id, text="", turn=turn, campaign_id=session.campaign.id,
+                       kind=request.kind, answered_message_ids=self.answered_ids(request))
+        return NarrationStream(self.narrator, head, self.guard.context(session), rolls=lambda: tools.rolls,
+                               opening=opening)
+
+    async def abandon(self, session: GameSession, narration: NarrationStream, exc: BaseException) -> bool:
+        """A turn failed after its narration was shown: the shown message becomes the notice (the
+        DM lost the thread, and why). True when the table was told. Never raises; bounded by
+        ``ABANDON_SECONDS`` (it also runs while the bot shuts down)."""
+        if isinstance(exc, BotError):
+            why = exc.player_message
+        elif isinstance(exc, asyncio.CancelledError):
+            why = STOPPED_MID_REPLY
+        else:
+            why = FAILED_TURN_NOTICE
+        try:
+            async with asyncio.timeout(ABANDON_SECONDS):
+                return await narration.abandon(f"{LOST_THREAD} {why}")
+        except (Exception, asyncio.CancelledError):
+            log.warning("channel %s: could not take back a streamed reply", session.channel_id, exc_info=True)
+            return False
+
     async def converse(self, session: GameSession, prompt: list[dict[str, Any]], tools: ToolContext,
-                       talk: Conversation, player_ids: Sequence[int] = ()) -> str:
+                       talk: Conversation, player_ids: Sequence[int] = (),
+                       narration: NarrationStream | None = None) -> str:
         """The model's tool rounds and narration, checked (``check``); a narration that cannot be
-        shown is asked for once more with a corrective note. Raises ``EmptyReply`` (guard) or
-        ``ModeratedOutput`` (moderation) when the second cannot be shown either, or an ``LLMError``."""
+        shown is asked for once more with a corrective note (a streamed one is taken back first).
+        Raises ``EmptyReply`` (guard) or ``ModeratedOutput`` (moderation) when the second cannot be
+        shown either, or an ``LLMError``."""
         rounds = self.settings.max_tool_rounds
         async with self.narrator.thinking(session.channel_id):
-            text = await converse(self.model, prompt, tools, session.config, rounds=rounds, conversation=talk)
+            text = await converse(self.model, prompt, tools, session.config, rounds=rounds, conversation=talk,
+                                  narration=narration)
             shown, why = await self.check(session, text, player_ids)
             if shown is None:
                 log.info("channel %s: the narration could not be shown (%s); asking once more", session.channel_id,
                          type(why).__name__)
+                if narration is not None:
+                    await narration.reset()
                 base = without_tool_rounds(prompt, tools) if tools.calls else prompt
                 again = await converse(self.model, guard.corrected(base), tools, session.config, rounds=0,
-                                       conversation=talk)
+                                       conversation=talk, narration=narration)
                 shown, why = await self.check(session, again, player_ids)
         if shown is None:
             raise why or EmptyReply()
@@ -369,13 +422,19 @@ class TurnPipeline:
         latest = latest or await self.store.chapters.latest(session.campaign.id)
         return chronicle.previously(latest[-1] if latest else None, session.lore)
 
+    @staticmethod
+    def answered_ids(request: TurnRequest) -> tuple[int, ...]:
+        """Platform message ids of the actions a reply answers (Discord replies to the last)."""
+        return tuple(a.platform_message_id for a in request.actions if a.platform_message_id is not None)
+
     async def deliver(self, session: GameSession, request: TurnRequest, turn: int, text: str,
-                      tools: ToolContext, opening: str = "") -> None:
+                      tools: ToolContext, opening: str = "", narration: NarrationStream | None = None) -> None:
         """Hand the reply to the narrator, with its rolls, the sheet changes line and, after a long
-        break, the "Previously..." opening (shown, not stored: the story keeps the narration)."""
+        break, the "Previously..." opening (shown, not stored: the story keeps the narration). A
+        streamed reply is finished in place (its messages edited to exactly this)."""
         shown = with_changes(text, tools.changes)
-        await self.narrator.deliver(DMReply(
-            channel_id=session.channel_id, text=f"{opening}\n\n{shown}" if opening else shown, turn=turn,
-            rolls=tuple(tools.rolls), campaign_id=session.campaign.id, kind=request.kind,
-            answered_message_ids=tuple(a.platform_message_id for a in request.actions
-                                       if a.platform_message_id is not None)))
+        reply = DMReply(channel_id=session.channel_id, text=f"{opening}\n\n{shown}" if opening else shown, turn=turn,
+                        rolls=tuple(tools.rolls), campaign_id=session.campaign.id, kind=request.kind,
+                        answered_message_ids=self.answered_ids(request))
+        if narration is None or not await narration.finish(reply):
+            await self.narrator.deliver(reply)

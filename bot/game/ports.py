@@ -7,7 +7,7 @@ counter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from bot.llm.types import ChatResult, ModerationResult
@@ -17,12 +17,15 @@ class ModelPort(Protocol):
     """What the game needs of the model client.
 
     ``chat`` takes OpenAI chat messages and function-tool schemas and returns a ``ChatResult``; it
-    raises ``bot.llm.errors.LLMError`` subclasses (all ``BotError``) for endpoint trouble.
+    raises ``bot.llm.errors.LLMError`` subclasses (all ``BotError``) for endpoint trouble. With
+    ``on_text`` the reply is streamed: each piece of its text is awaited through ``on_text(delta)``
+    as it arrives, and a False answer stops the stream (``bot.llm.stream``).
     """
 
     async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
                    temperature: float | None = None, max_tokens: int | None = None,
-                   tools: list[dict[str, Any]] | None = None) -> ChatResult: ...
+                   tools: list[dict[str, Any]] | None = None,
+                   on_text: Callable[[str], Awaitable[bool]] | None = None) -> ChatResult: ...
 
 
 @runtime_checkable

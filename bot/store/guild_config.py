@@ -11,7 +11,7 @@ from bot.models import GuildConfig
 from bot.store.db import Database
 
 _JSON_KEYS = ("allowed_channel_ids", "ignored_prefixes")
-_BOOL_KEYS = ("show_monster_hp", "moderation", "average_monster_hp")  # stored as 0/1
+_BOOL_KEYS = ("show_monster_hp", "moderation", "average_monster_hp", "stream_replies")  # stored as 0/1
 
 
 def default_guild_config(settings: Settings, guild_id: int = 0) -> GuildConfig:
@@ -23,7 +23,7 @@ def default_guild_config(settings: Settings, guild_id: int = 0) -> GuildConfig:
         ignored_prefixes=tuple(settings.ignored_prefixes),
         guild_daily_token_budget=settings.guild_daily_token_budget,
         player_daily_token_budget=settings.player_daily_token_budget,
-        dm_style=settings.dm_style, content_rating=settings.content_rating)
+        dm_style=settings.dm_style, content_rating=settings.content_rating, stream_replies=settings.stream_replies)
 
 
 class GuildConfigStore:

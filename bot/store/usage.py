@@ -31,10 +31,12 @@ class UsageStore:
 
     async def record(self, *, guild_id: int | None, campaign_id: int | None, player_ids: Sequence[int],
                      purpose: str, model: str, prompt_tokens: int, completion_tokens: int,
-                     cached_prompt_tokens: int, cost_usd: float | None, at: float | None = None) -> None:
+                     cached_prompt_tokens: int, cost_usd: float | None, at: float | None = None,
+                     estimated: bool = False) -> None:
         """Record one model call. With several players, tokens and dollars are split evenly across
         them (remainders to the first), so per-player sums add up to the call; with none, one row
-        without a player."""
+        without a player. ``estimated``: the tokens were counted by the bot (tiktoken), not reported
+        by the endpoint."""
         now = time.time() if at is None else at
         day = utc_day(now)
         people: list[int | None] = list(dict.fromkeys(player_ids)) or [None]
@@ -44,10 +46,10 @@ class UsageStore:
         call_id = uuid.uuid4().hex
         await self.db.executemany(
             "INSERT INTO model_usage (call_id, guild_id, campaign_id, player_id, purpose, model, prompt_tokens,"
-            " completion_tokens, cached_prompt_tokens, cost_usd, day, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " completion_tokens, cached_prompt_tokens, cost_usd, day, created_at, estimated)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(call_id, guild_id, campaign_id, pid, purpose, model, p, c, k,
-              None if cost_usd is None else cost_usd / n, day, now) for pid, p, c, k in rows])
+              None if cost_usd is None else cost_usd / n, day, now, int(estimated)) for pid, p, c, k in rows])
 
     async def tokens_today(self, guild_id: int | None, player_id: int | None = None,
                            at: float | None = None) -> int:
@@ -66,10 +68,11 @@ class UsageStore:
     async def _lines(self, where: str, params: Sequence[Any]) -> tuple[UsageLine, ...]:
         rows = await self.db.fetchall(
             "SELECT model, COUNT(DISTINCT call_id) AS requests, SUM(prompt_tokens), SUM(completion_tokens),"
-            " SUM(cached_prompt_tokens), SUM(cost_usd), SUM(cost_usd IS NULL) FROM model_usage"
+            " SUM(cached_prompt_tokens), SUM(cost_usd), SUM(cost_usd IS NULL),"
+            " COUNT(DISTINCT CASE WHEN estimated THEN call_id END) FROM model_usage"
             f" WHERE {where} GROUP BY model ORDER BY model", params)
         return tuple(UsageLine(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0),
-                               None if r[6] else float(r[5] or 0.0)) for r in rows)
+                               None if r[6] else float(r[5] or 0.0), int(r[7] or 0)) for r in rows)
 
     async def report(self, guild_id: int | None, campaign_id: int | None = None,
                      campaign_title: str | None = None, at: float | None = None) -> UsageReport:

@@ -201,7 +201,7 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
         await db.execute("INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
                          " VALUES (1, 'Long ago, Marta.', 4, 1, 0)")
     async with Database.open(path, migrate=True) as db:
-        assert await db.schema_version() == 9
+        assert await db.schema_version() == 10
         story = await Store(db).story.transcript(1)
         assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale of Marta.", 5)]
         summary = await Store(db).summaries.get(1)

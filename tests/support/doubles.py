@@ -12,14 +12,15 @@ import contextlib
 import itertools
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.game.api import DMReply, TrackerView
 from bot.game.memory import SUMMARY_MARKER
 from bot.game.turns import ManualClock
 from bot.llm.types import ChatResult, ToolCall, Usage
+from bot.models import RollRecord
 
 _ids = itertools.count(1)
 
@@ -45,7 +46,16 @@ class Held:
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-Step = ChatResult | Exception | Held | Callable[[list[dict[str, Any]]], ChatResult | Exception]
+@dataclass
+class Broken:
+    """A scripted step that streams ``text`` (when the call streams) and then fails with ``error``:
+    an endpoint that breaks mid-reply."""
+
+    text: str
+    error: Exception
+
+
+Step = ChatResult | Exception | Held | Broken | Callable[[list[dict[str, Any]]], ChatResult | Exception]
 
 
 @dataclass
@@ -78,6 +88,8 @@ class ScriptedModel:
         self.default = default or (lambda messages: reply("The DM nods."))
         self.summarize = summarize or (lambda messages: reply("Earlier, the party explored and fought."))
         self.requests: list[Request] = []
+        self.stream_piece = 7  # characters per streamed piece
+        self.streamed: list[str] = []  # every piece handed to an ``on_text``, in order
 
     def push(self, *steps: Step) -> None:
         """Queue steps, each answering one turn request, in order."""
@@ -95,8 +107,12 @@ class ScriptedModel:
 
     async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None,
                    temperature: float | None = None, max_tokens: int | None = None,
-                   tools: list[dict[str, Any]] | None = None) -> ChatResult:
-        """Record the call and answer it from the script (see class docstring)."""
+                   tools: list[dict[str, Any]] | None = None,
+                   on_text: Callable[[str], Awaitable[bool]] | None = None) -> ChatResult:
+        """Record the call and answer it from the script (see class docstring). With ``on_text``
+        the answer's text is streamed in ``stream_piece``-character pieces (a ``Broken`` step
+        streams its text, then raises); a False from ``on_text`` stops it, and the result then
+        holds the text streamed so far."""
         request = Request([dict(m) for m in messages], model, temperature, max_tokens, tools)
         self.requests.append(request)
         await asyncio.sleep(0)
@@ -108,18 +124,77 @@ class ScriptedModel:
             step.started.set()
             await step.release.wait()
             step = step.result
-        if callable(step) and not isinstance(step, ChatResult):
+        if callable(step) and not isinstance(step, (ChatResult, Broken)):
             step = step(request.messages)
+        if isinstance(step, Broken):
+            if on_text is not None:
+                await self._stream(step.text, on_text)
+            raise step.error
         if isinstance(step, BaseException):
             raise step
+        if on_text is not None and step.text:
+            sent = await self._stream(step.text, on_text)
+            if sent != step.text:
+                return replace(step, text=sent, tool_calls=(), finish_reason=None)
         return step
+
+    async def _stream(self, text: str, on_text: Callable[[str], Awaitable[bool]]) -> str:
+        """Hand ``text`` to ``on_text`` in pieces; returns what was handed on before it said stop."""
+        sent = ""
+        for i in range(0, len(text), self.stream_piece):
+            piece = text[i:i + self.stream_piece]
+            sent += piece
+            self.streamed.append(piece)
+            if not await on_text(piece):
+                break
+            await asyncio.sleep(0)
+        return sent
+
+
+class RecordingStream:
+    """A ``ReplyStream`` that records what it was shown: every ``show`` (text, rolls), then how it
+    ended (``finished`` with the reply, or ``abandoned`` with the notice)."""
+
+    def __init__(self, narrator: RecordingNarrator, head: DMReply) -> None:
+        self.narrator = narrator
+        self.head = head
+        self.shows: list[tuple[str, tuple[RollRecord, ...]]] = []
+        self.finished: DMReply | None = None
+        self.abandoned: str | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        """The texts shown, in order."""
+        return [text for text, _ in self.shows]
+
+    async def show(self, text: str, rolls: tuple[RollRecord, ...] = ()) -> None:
+        """Record the text and dice shown."""
+        assert self.finished is None and self.abandoned is None, "shown after the stream ended"
+        self.shows.append((text, rolls))
+        self.narrator._changed.set()
+
+    async def finish(self, reply: DMReply) -> None:
+        """Record the final reply (it also counts as a delivered reply of the narrator)."""
+        assert self.finished is None and self.abandoned is None, "the stream ended twice"
+        self.finished = reply
+        await self.narrator.deliver(reply)
+
+    async def abandon(self, text: str) -> None:
+        """Record the notice that replaced the stream (it also counts as a notice of the narrator)."""
+        assert self.finished is None and self.abandoned is None, "the stream ended twice"
+        self.abandoned = text
+        await self.narrator.deliver(DMReply(channel_id=self.head.channel_id, text=text, kind="notice"))
 
 
 class RecordingNarrator:
     """A ``Narrator`` that records every reply and every tracker shown (``trackers``) and counts
-    ``thinking`` entries; ``await wait_for(n)`` until ``n`` replies (or notices) arrived."""
+    ``thinking`` entries; ``await wait_for(n)`` until ``n`` replies (or notices) arrived. With
+    ``streaming`` it streams (``streams``: one ``RecordingStream`` per streamed reply); without, it
+    says it cannot, and every reply comes whole through ``deliver``."""
 
-    def __init__(self) -> None:
+    def __init__(self, streaming: bool = False) -> None:
+        self.streaming = streaming
+        self.streams: list[RecordingStream] = []
         self.replies: list[DMReply] = []
         self.thinking_entered = 0
         self.trackers: list[tuple[int, int, TrackerView]] = []
@@ -139,6 +214,13 @@ class RecordingNarrator:
         """Record ``reply``."""
         self.replies.append(reply)
         self._changed.set()
+
+    def stream(self, head: DMReply) -> RecordingStream | None:
+        """A ``RecordingStream`` when ``streaming``, else None."""
+        if not self.streaming:
+            return None
+        self.streams.append(RecordingStream(self, head))
+        return self.streams[-1]
 
     async def show_tracker(self, channel_id: int, campaign_id: int, view: TrackerView) -> None:
         """Record the tracker shown, as ``(channel_id, campaign_id, view)``."""

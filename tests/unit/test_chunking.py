@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.chunking import split_message
+from bot.chunking import settled_chunks, split_message
 
 
 def _fences_balanced(chunk: str) -> bool:
@@ -77,3 +77,31 @@ def test_word_longer_than_limit_is_cut() -> None:
 def test_rejects_tiny_limit() -> None:
     with pytest.raises(ValueError):
         split_message("x", limit=5)
+
+
+def _prose(n: int) -> str:
+    sentences = ["The goblin snarls and raises its blade.", "Rain hammers the slate roof of the inn.",
+                 "Somewhere below, a door slams twice.", "Aria's lantern gutters, then steadies."]
+    parts = []
+    for i in range(n):
+        parts.append(sentences[i % 4])
+        parts.append("\n\n" if i % 7 == 6 else (" " if i % 3 else "\n"))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("limit", [80, 500, 1900])
+def test_settled_chunks_of_every_prefix_are_the_whole_split(limit: int) -> None:
+    rows = "\n".join(f"row {i}" for i in range(limit // 6))  # a code block longer than a chunk
+    text = _prose(limit // 8) + "```\n" + rows + "\n```\nThe end."
+    whole = split_message(text, limit)
+    for end in range(1, len(text) + 1, max(7, limit // 40)):
+        settled, rest = settled_chunks(text[:end], limit)
+        assert settled == whole[:len(settled)], f"prefix of {end} characters"
+        assert len(rest.rstrip()) <= limit, f"prefix of {end} characters left {len(rest)} open"
+    settled, rest = settled_chunks(text, limit)
+    assert settled + split_message(rest, limit) == whole
+
+
+def test_settled_chunks_of_short_text_settle_nothing() -> None:
+    assert settled_chunks("The door creaks", 1900) == ([], "The door creaks")
+    assert settled_chunks("", 1900) == ([], "")

@@ -13,14 +13,15 @@ def test_every_option_parses_a_good_value() -> None:
     good = {"model": "gpt-4o-mini", "temperature": "0.9", "max_tokens": "800", "turn_mode": "Mention",
             "turn_window_seconds": "4.5", "allowed_channel_ids": "<#12>, 34 12", "ignored_prefixes": "!, ?,!",
             "guild_daily_token_budget": "100000", "player_daily_token_budget": "0", "dm_style": "noir",
-            "content_rating": "mature", "show_monster_hp": "On", "moderation": "yes", "average_monster_hp": "off"}
+            "content_rating": "mature", "show_monster_hp": "On", "moderation": "yes", "average_monster_hp": "off",
+            "stream_replies": "no"}
     assert set(good) == set(GuildConfig.keys())
     parsed = {k: parse_config_value(k, v) for k, v in good.items()}
     assert parsed == {"model": "gpt-4o-mini", "temperature": 0.9, "max_tokens": 800, "turn_mode": "mention",
                       "turn_window_seconds": 4.5, "allowed_channel_ids": (12, 34), "ignored_prefixes": ("!", "?"),
                       "guild_daily_token_budget": 100000, "player_daily_token_budget": 0, "dm_style": "noir",
                       "content_rating": "mature", "show_monster_hp": True, "moderation": True,
-                      "average_monster_hp": False}
+                      "average_monster_hp": False, "stream_replies": False}
     assert all(parse_config_value(k, "default") is None for k in good)
     assert parse_config_value("allowed_channel_ids", "any") == ()
     assert parse_config_value("ignored_prefixes", "none") == ()

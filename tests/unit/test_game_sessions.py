@@ -74,13 +74,14 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def make_env(tmp_path: Path, model: ScriptedModel | None = None, **overrides: Any) -> AsyncIterator[Env]:
+async def make_env(tmp_path: Path, model: ScriptedModel | None = None, *, streaming: bool = False,
+                   **overrides: Any) -> AsyncIterator[Env]:
     options: dict[str, Any] = dict(data_dir=str(tmp_path), player_cooldown_seconds=0, turn_window_seconds=6,
                                    turn_extend_seconds=2, turn_max_window_seconds=20)
     options.update(overrides)
     settings = load_settings(None, **options)
     clock = ManualClock(1000.0)
-    narrator = RecordingNarrator()
+    narrator = RecordingNarrator(streaming=streaming)
     model = model or ScriptedModel()
     async with Database.open(settings.database_path, migrate=True) as db:
         store = Store(db)
