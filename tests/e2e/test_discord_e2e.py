@@ -184,8 +184,20 @@ async def test_discord_evening_end_to_end(tmp_path: Path, subprocess_environ: di
             model.push(Reply("\n\n".join(paragraphs)))
             before = len(fake.messages_in(channel))
             await fake.send_message(channel, players[0], "I walk down the corridor")
-            sent = await fake.wait_for_messages(channel, before + 5)
-            assert [m["content"] for m in sent[before:]] == paragraphs
+            await fake.wait_for(lambda: [m["content"] for m in fake.shown_in(channel)[before:]] == paragraphs,
+                                timeout=20, what="five messages, one per paragraph")
+            assert len(fake.messages_in(channel)) == before + 5
+
+            # the reply streams: posted at its first words, edited as the model writes, never a 429
+            scene = " ".join(f"Wave {i} breaks against the crypt's drowned steps." for i in range(1, 9))
+            model.push(Reply(scene, first_token_s=0.3, tokens_per_s=40))
+            before = len(fake.messages_in(channel))
+            await fake.send_message(channel, players[1], "I watch the water")
+            await fake.wait_for(lambda: [m["content"] for m in fake.shown_in(channel)[before:]] == [scene],
+                                timeout=30, what="the streamed scene, whole")
+            (first,) = fake.messages_in(channel)[before:]
+            assert scene.startswith(first["content"]) and len(first["content"]) < len(scene) // 2
+            assert len(fake.edits_of(first["id"])) >= 2 and fake.rate_limited == []
 
             # kill -9 mid-turn: the actions are already stored
             model.push(Hang(60))
@@ -218,7 +230,7 @@ async def test_discord_evening_end_to_end(tmp_path: Path, subprocess_environ: di
             assert db.execute("SELECT COUNT(*) FROM story_messages WHERE state = 'pending'").fetchone() == (0,)
             players_stored = db.execute(
                 "SELECT COUNT(*) FROM story_messages WHERE role = 'player' AND state = 'answered'").fetchone()[0]
-            assert players_stored == 12 * 3 + 1 + 1 + 3
+            assert players_stored == 12 * 3 + 1 + 1 + 1 + 3
 
             # the campaign goes on after the restart
             model.push(Reply("The gods are silent."))

@@ -10,14 +10,42 @@ recorded in ``rest_log`` and answered as Discord would (JSON bodies with content
 
 Gateway frames are sent as plain text JSON: discord.py only decompresses binary frames, so the
 ``compress=zlib-stream`` it asks for needs no compression here.
+
+Message rate limits. The bot's own message routes are limited per channel as Discord limits them:
+``POST /channels/{id}/messages`` (create), ``PATCH /channels/{id}/messages/{mid}`` (edit) and
+``DELETE /channels/{id}/messages/{mid}`` (delete) are three separate buckets, each ``limit`` requests per
+``period`` seconds per channel (``FakeDiscord(message_rate_limit=(5, 5.0))``, the default; ``None``
+turns the limits off). Windows are fixed: one starts with the first request after the previous window
+ended and lasts ``period`` seconds. Every response of those routes (404s too: Discord counts a request
+before it looks at it) carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset``
+(epoch seconds), ``X-RateLimit-Reset-After`` (seconds; both to the millisecond, rounded up) and
+``X-RateLimit-Bucket`` (a stable hash per kind, ``MESSAGE_BUCKET_HASHES``, the same in every channel:
+the channel is the bucket's major parameter). discord.py's ``HTTPClient.request`` reads them
+and waits for the window to end instead of sending a request over the limit. A request over the limit
+is not performed: it gets 429 with ``{"message": "You are being rate limited.", "retry_after": <s>,
+"global": false}``, ``Retry-After`` (whole seconds, rounded up), ``X-RateLimit-Scope: user``, the bucket
+headers with ``Remaining: 0`` and ``Via: 1.1 google`` (discord.py takes a 429 without ``Via`` for a
+Cloudflare ban and raises instead of retrying).
+
+What the limits did, for tests and benchmarks (times are ``time.monotonic()``, like ``RestCall.at``):
+
+* ``rate_limited``: a ``RateLimitHit`` (method, path, channel_id, bucket, retry_after, at) per 429 answered;
+* ``buckets_exhausted``: how many times a performed request left its bucket with ``Remaining: 0``;
+* ``bucket_log``: a ``BucketRequest`` (bucket, channel_id, method, path, at, limited) per request of the
+  three routes, answered or refused;
+* ``requests_in_bucket(channel_id, bucket, start=None, end=None, include_limited=False)``: how many
+  requests of one kind (``"create"``, ``"edit"``, ``"delete"``) a channel got in ``[start, end]``;
+* ``bucket_remaining(channel_id, bucket)``: what ``X-RateLimit-Remaining`` would be right now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +74,50 @@ class RestCall:
 
 MESSAGE_CONTENT_INTENT = 1 << 15
 
+# The three per-channel buckets of the bot's own message routes, and the opaque hash each one reports in
+# X-RateLimit-Bucket (stable across runs and channels, 32 hex digits like Discord's).
+MESSAGE_BUCKETS = ("create", "edit", "delete")
+MESSAGE_BUCKET_HASHES = {kind: hashlib.md5(f"fake-discord messages {kind}".encode()).hexdigest()
+                         for kind in MESSAGE_BUCKETS}
+RATE_LIMITED_MESSAGE = "You are being rate limited."
+
+
+@dataclass
+class RateLimitHit:
+    """One request answered 429 by a per-channel message bucket (it was not performed)."""
+
+    method: str
+    path: str
+    channel_id: str
+    bucket: str  # "create", "edit" or "delete"
+    retry_after: float  # seconds, as sent in the body
+    at: float  # time.monotonic()
+
+
+@dataclass
+class BucketRequest:
+    """One request of a rate-limited message route, performed or (``limited``) answered 429."""
+
+    bucket: str
+    channel_id: str
+    method: str
+    path: str
+    at: float  # time.monotonic()
+    limited: bool
+
+
+@dataclass
+class _Window:
+    """A fixed rate-limit window of one bucket in one channel: when it ends and how many it has taken."""
+
+    resets_at: float  # time.monotonic()
+    used: int = 0
+
+
+def _ceil_ms(seconds: float) -> float:
+    """Seconds rounded up to the millisecond (a client that waits this long finds the window over)."""
+    return math.ceil(seconds * 1000) / 1000
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
@@ -62,7 +134,19 @@ class FakeDiscord:
     """The stand-in server. Use ``async with FakeDiscord() as fake:``; see module docstring."""
 
     def __init__(self, *, bot_user_id: int = 4_000_000_000_000_001, application_id: int = 4_000_000_000_000_001,
-                 guild_id: int = 5_000_000_000_000_001) -> None:
+                 guild_id: int = 5_000_000_000_000_001,
+                 message_rate_limit: tuple[int, float] | None = (5, 5.0)) -> None:
+        """``message_rate_limit`` is ``(limit, period in seconds)`` of each per-channel message bucket
+        (create, edit, delete; see the module docstring), or ``None`` for no limits."""
+        if message_rate_limit is not None:
+            limit, period = message_rate_limit
+            if limit < 1 or period <= 0:
+                raise ValueError(f"message_rate_limit needs limit >= 1 and period > 0, got {message_rate_limit}")
+        self.message_rate_limit = message_rate_limit
+        self.rate_limited: list[RateLimitHit] = []
+        self.buckets_exhausted = 0
+        self.bucket_log: list[BucketRequest] = []
+        self._windows: dict[tuple[str, str], _Window] = {}  # (bucket, channel id) -> current window
         self._counter = itertools.count()
         self.bot_user = {"id": str(bot_user_id), "username": "DungeonMaster", "discriminator": "0",
                          "global_name": "Dungeon Master", "avatar": None, "bot": True, "flags": 0}
@@ -305,7 +389,7 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", data)
         return iid, token
 
-    # --- REST -----------------------------------------------------------------------------------
+    # --- REST bodies ----------------------------------------------------------------------------
     def _message(self, channel_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
         msg = {"id": str(self._snowflake()), "channel_id": channel_id or str(self.channel_id),
                "author": self.bot_user, "content": body.get("content") or "", "timestamp": _now_iso(),
@@ -340,12 +424,107 @@ class FakeDiscord:
         except ValueError:
             return text
 
+    # --- message rate limits ----------------------------------------------------------------------
+    @staticmethod
+    def _message_bucket(method: str, parts: list[str]) -> str | None:
+        """Which per-channel message bucket a request falls in, if any."""
+        if parts[0] != "channels" or len(parts) < 3 or parts[2] != "messages":
+            return None
+        if method == "POST" and len(parts) == 3:
+            return "create"
+        if method == "PATCH" and len(parts) == 4:
+            return "edit"
+        if method == "DELETE" and len(parts) == 4:
+            return "delete"
+        return None
+
+    def _window(self, bucket: str, channel_id: str, now: float) -> _Window:
+        """The window of ``bucket`` in ``channel_id`` that a request at ``now`` falls in (a new one if the
+        last has ended; it is stored only once a request takes from it)."""
+        assert self.message_rate_limit is not None
+        window = self._windows.get((bucket, channel_id))
+        if window is None or now >= window.resets_at:
+            window = _Window(resets_at=now + self.message_rate_limit[1])
+        return window
+
+    def bucket_remaining(self, channel_id: int | str, bucket: str = "create") -> int:
+        """The requests ``bucket`` still takes in ``channel_id`` right now (``X-RateLimit-Remaining``
+        after the next one would be one less); the full limit once the window has ended."""
+        if self.message_rate_limit is None:
+            raise ValueError("this stand-in has no message rate limits (message_rate_limit=None)")
+        window = self._window(bucket, str(channel_id), time.monotonic())
+        return self.message_rate_limit[0] - window.used
+
+    def requests_in_bucket(self, channel_id: int | str, bucket: str = "create", start: float | None = None,
+                           end: float | None = None, *, include_limited: bool = False) -> int:
+        """How many requests of ``bucket`` (``"create"``, ``"edit"``, ``"delete"``) ``channel_id`` got
+        between ``start`` and ``end`` (``time.monotonic()`` values, both included; None: no bound).
+        Only performed ones unless ``include_limited`` (then the 429s count too)."""
+        if bucket not in MESSAGE_BUCKETS:
+            raise ValueError(f"unknown bucket {bucket!r}: one of {MESSAGE_BUCKETS}")
+        return sum(1 for r in self.bucket_log
+                   if r.bucket == bucket and r.channel_id == str(channel_id)
+                   and (start is None or r.at >= start) and (end is None or r.at <= end)
+                   and (include_limited or not r.limited))
+
+    def _take(self, bucket: str, channel_id: str, method: str, path: str) -> tuple[dict[str, str], bool]:
+        """Count one request against its bucket: returns the X-RateLimit headers for its response and
+        whether it is over the limit (then it must be answered 429 and not performed)."""
+        assert self.message_rate_limit is not None
+        limit = self.message_rate_limit[0]
+        now = time.monotonic()
+        window = self._window(bucket, channel_id, now)
+        limited = window.used >= limit
+        if not limited:
+            window.used += 1
+            self._windows[(bucket, channel_id)] = window
+            if window.used == limit:
+                self.buckets_exhausted += 1
+        reset_after = _ceil_ms(window.resets_at - now)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(limit - window.used),
+            "X-RateLimit-Reset": f"{_ceil_ms(time.time() + reset_after):.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": MESSAGE_BUCKET_HASHES[bucket],
+        }
+        self.bucket_log.append(BucketRequest(bucket, channel_id, method, path, now, limited))
+        if limited:
+            self.rate_limited.append(RateLimitHit(method, path, channel_id, bucket, reset_after, now))
+        return headers, limited
+
+    @staticmethod
+    def _too_many_requests(headers: dict[str, str]) -> web.Response:
+        """Discord's 429 for a bucket: the body discord.py reads ``retry_after`` from, ``Retry-After`` in
+        whole seconds rounded up, the scope, and ``Via`` (without it discord.py assumes Cloudflare)."""
+        retry_after = float(headers["X-RateLimit-Reset-After"])
+        response = _json_response({"message": RATE_LIMITED_MESSAGE, "retry_after": retry_after, "global": False},
+                                  status=429)
+        response.headers.update(headers)
+        response.headers.update({"Retry-After": str(math.ceil(retry_after)), "X-RateLimit-Scope": "user",
+                                 "Via": "1.1 google"})
+        return response
+
+    # --- REST -----------------------------------------------------------------------------------
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
         body = await self._body(request)
         self.rest_log.append(RestCall(request.method, path, dict(request.query), body,
                                       {k.lower(): v for k, v in request.headers.items()}, time.monotonic()))
         m, parts = request.method, path.strip("/").split("/")
+        bucket = self._message_bucket(m, parts) if self.message_rate_limit is not None else None
+        if bucket is None:
+            return self._answer(m, path, parts, body)
+        headers, limited = self._take(bucket, parts[1], m, path)
+        if limited:
+            return self._too_many_requests(headers)
+        response = self._answer(m, path, parts, body)
+        response.headers.update(headers)
+        response.headers["Via"] = "1.1 google"
+        return response
+
+    def _answer(self, m: str, path: str, parts: list[str], body: Any) -> web.Response:
+        """Perform one REST request and answer it as Discord would."""
 
         def ok(data: Any, status: int = 200) -> web.Response:
             return _json_response(data, status=status)
@@ -413,6 +592,11 @@ class FakeDiscord:
     def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
         """Messages the bot posted in a channel (POST /channels/{id}/messages bodies), in order."""
         return [m for m in self.sent_messages if m["channel_id"] == str(channel_id)]
+
+    def shown_in(self, channel_id: int) -> list[dict[str, Any]]:
+        """The bot's messages in a channel as the table sees them now: in posting order, with the
+        content and embeds of their latest edit, deleted ones left out."""
+        return [dict(m) for m in self._posted.values() if m["channel_id"] == str(channel_id)]
 
     def delete_message(self, message_id: int | str) -> None:
         """Delete one of the bot's messages as a person with Manage Messages would in their client:

@@ -148,3 +148,34 @@ async def test_terminal_keeps_the_lorebook_searches_and_recaps(tmp_path: Path) -
     assert [h.split(", 20")[0] for h in history] == ["  #1 turn 0: create by Aria (admin)",
                                                      "  #3 turn 0: update by Aria (admin)"]
     assert all(h.endswith(" UTC") for h in history)
+
+
+class WritesLog(io.StringIO):
+    """An output stream that notes, for each write, how many pieces the model had streamed by then."""
+
+    def __init__(self, model: ScriptedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.writes: list[tuple[str, int]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((text, len(self.model.streamed)))
+        return super().write(text)
+
+
+async def test_terminal_prints_the_narration_while_the_model_writes_it(tmp_path: Path) -> None:
+    scene = "The tide pours through the broken wall. Borin braces the door while Aria climbs the shelves."
+    model = ScriptedModel()
+    model.push(reply(scene))
+    settings = load_settings(None, data_dir=str(tmp_path), openai_api_key="sk-test", turn_window_seconds=0,
+                             player_cooldown_seconds=0)
+    out = WritesLog(model)
+    script = "/start The Sunken Crypt\nAria: /join Aria Rogue Elf\nAria: I climb\n/quit\n"
+    assert await play(settings, channel_id=3, inp=io.StringIO(script), out=out, llm=model) == 0
+    pieces = len(model.streamed)
+    assert "".join(model.streamed) == scene and pieces == 14  # 7-character pieces
+    opened = next(i for i, (text, _) in enumerate(out.writes) if text.startswith("\nDM: "))
+    # 5 pieces in, the 33 whole characters "The tide pours through the broken" open the reply
+    assert out.writes[opened] == ("\nDM: The tide pours through the broken", 5)
+    narration = "".join(text for text, _ in out.writes[opened:])
+    assert narration.startswith(f"\nDM: {scene}\n")
