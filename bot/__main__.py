@@ -47,11 +47,16 @@ async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) 
         return run_health(settings, args.max_age)
     setup_logging(settings, console=command != "play")
     if command == "migrate":
-        from bot.store.db import Database
+        from bot.store.db import Database, DatabaseUnavailable, MigrationError
 
-        async with Database.open(settings.database_path) as db:
-            applied = await db.migrate()
-        print(f"database {settings.database_path}: schema version {applied}")
+        try:
+            async with Database.open(settings.database_target, pool_size=1) as db:
+                applied = await db.migrate()
+                where = db.target
+        except (DatabaseUnavailable, MigrationError) as exc:
+            print(f"cannot migrate: {exc}")
+            return 1
+        print(f"database {where}: schema version {applied}")
         return 0
     if command == "play":
         from bot.terminal import play

@@ -313,11 +313,20 @@ async def run_bot(settings: Settings) -> int:
               "or the environment, then start again.")
         return 2
     from bot.llm import LLMClient
-    from bot.store import Database, Store
+    from bot.store import Database, DatabaseUnavailable, Store
 
     apply_discord_endpoints(settings)
-    async with Database.open(settings.database_path, migrate=True) as db, \
-            LLMClient.from_settings(settings) as llm:
+    try:
+        database = await Database.connect(settings.database_target, pool_size=settings.database_pool_size)
+    except DatabaseUnavailable as exc:
+        log.error("cannot open the database: %s", exc)
+        print(f"Cannot open the database: {exc}")
+        return 1
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(database.close)
+        await database.migrate()
+        db = database
+        llm = await stack.enter_async_context(LLMClient.from_settings(settings))
         bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm)
         _close_on_signals(bot)
         async with bot:

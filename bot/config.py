@@ -84,6 +84,8 @@ class Settings(BaseSettings):
 
     # --- Storage and logs ------------------------------------------------------------------------
     data_dir: Path = Path("./data")
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(10, ge=1, le=500)
     log_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_max_bytes: int = Field(5_000_000, ge=10_000)
@@ -151,6 +153,13 @@ class Settings(BaseSettings):
         return self
 
     # --- derived paths ---------------------------------------------------------------------------
+    @property
+    def database_target(self) -> str:
+        """Where the database is: ``DATABASE_URL`` when set (a ``postgresql://`` URL, or
+        ``sqlite:///path``), else the SQLite file in ``DATA_DIR`` (``database_path``)."""
+        url = self.database_url.get_secret_value().strip() if self.database_url is not None else ""
+        return url or str(self.database_path)
+
     @property
     def database_path(self) -> Path:
         """The SQLite file: ``DATA_DIR/dungeon_master.sqlite3``."""

@@ -104,29 +104,38 @@ def _writable_dir(path: Path, what: str) -> Check:
 
 
 async def database_check(settings: Settings) -> Check:
-    """Open the database (created if missing), prove a write transaction can start, and compare its
-    schema version with the shipped migrations. Never applies migrations (``migrate`` or the bot's
-    start-up does)."""
-    from bot.store.db import Database, MigrationError, load_migrations
+    """Open the database (``DATABASE_URL``, else the SQLite file in ``DATA_DIR``, created if missing),
+    prove a write transaction can start, and say which backend and version it is and whether its
+    schema is current with the shipped migrations. Never applies migrations (``migrate`` or the
+    bot's start-up does). A bad ``DATABASE_URL`` (scheme, refused connection, password) is one FAIL
+    line naming the setting, never the password."""
+    from bot.store.db import Database, DatabaseUnavailable, MigrationError, load_migrations, parse_target, redact
 
-    path = settings.database_path
-    existed = path.exists()
+    target = settings.database_target
     try:
-        latest = max((version for version, _name, _sql in load_migrations()), default=0)
-        async with Database.open(path) as db:
+        dialect, where_raw = parse_target(target)
+    except DatabaseUnavailable as exc:
+        return Check("FAIL", "database", str(exc))
+    where = redact(where_raw) if dialect == "postgresql" else where_raw
+    existed = dialect == "postgresql" or Path(where_raw).exists()
+    try:
+        latest = max((version for version, _name, _sql in load_migrations(dialect=dialect)), default=0)
+        async with Database.open(target, pool_size=1) as db:
             version = await db.schema_version()
-            await db.conn.execute("BEGIN IMMEDIATE")
-            await db.conn.execute("ROLLBACK")
+            await db.check_writable()
+            backend = await db.server_version()
+    except DatabaseUnavailable as exc:
+        return Check("FAIL", "database", str(exc))
     except (sqlite3.Error, OSError, MigrationError) as exc:
-        return Check("FAIL", "database", f"{path}: {exc}")
+        return Check("FAIL", "database", f"{where}: {exc}")
     if version < latest:
-        note = "new database" if not existed else f"schema {version}"
-        return Check("warn", "database", f"{path} is writable; {note}, {latest - version} migration(s) to apply"
-                                         " (the bot applies them on start; or run `python -m bot migrate`)")
+        note = "new database" if not existed or version == 0 else f"schema {version}"
+        return Check("warn", "database", f"{where} ({backend}) is writable; {note}, {latest - version} migration(s)"
+                                         " to apply (the bot applies them on start; or run `python -m bot migrate`)")
     if version > latest:
-        return Check("FAIL", "database", f"{path} has schema {version}, newer than this version of the bot"
-                                         f" ({latest}): upgrade the bot")
-    return Check("ok", "database", f"{path} is writable, schema {version} (up to date)")
+        return Check("FAIL", "database", f"{where} ({backend}) has schema {version}, newer than this version of the"
+                                         f" bot ({latest}): upgrade the bot")
+    return Check("ok", "database", f"{where} ({backend}) is writable, schema {version} (up to date)")
 
 
 def tokenizer_check(model: str) -> Check:

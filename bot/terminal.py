@@ -445,7 +445,7 @@ async def play(settings: Settings, *, channel_id: int = 1, inp: IO[str] | None =
     inp = inp or sys.stdin
     out = out or sys.stdout
     narrator = TerminalNarrator(out)
-    async with Database.open(settings.database_path, migrate=True) as db, contextlib.AsyncExitStack() as stack:
+    async with Database.open(settings.database_target, migrate=True) as db, contextlib.AsyncExitStack() as stack:
         client = llm
         if client is None:
             from bot.llm import LLMClient

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:  # imported where used, so a broken bot module fails only the tests that need it
     from bot.config import Settings
     from bot.store import Database, Store
+    from tests.support.postgres import PostgresServer
 
 # Shaped like a real bot token (base64 of a user id, a timestamp part, an HMAC part), valid for nothing.
 SAMPLE_BOT_TOKEN = "MTA0NTgxNTEyNTkwNDQ3NDIyNA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -79,13 +80,57 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole test session (``tests/support/postgres.py``), on a
+    loopback port, stopped at the end."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        with ThreadPoolExecutor(1) as pool:  # first asked for inside a test's running event loop
+            pool.submit(asyncio.run, server.setup()).result(timeout=60)
+        yield server
+    finally:
+        server.stop()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's database is, once per backend: a SQLite file in ``tmp_path``, then a fresh
+    database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db.sqlite3")
+    server = request.getfixturevalue("postgres_server")
+    return str(await server.fresh_database())
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite database in ``tmp_path / "db.sqlite3"``, closed after the test."""
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each backend (``database_url``), closed after the test."""
     from bot.store import Database
 
-    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
+    async with Database.open(database_url, migrate=True) as db:
         yield db
+
+
+@pytest.fixture
+def use_backend(database_url: str) -> Iterator[str]:
+    """For game suites: ``tests.support.game_helpers.fast_settings`` points its settings at
+    ``database_url`` (each backend in turn) while the test runs."""
+    from tests.support import game_helpers
+
+    game_helpers.DATABASE_URL = None if database_url.endswith(".sqlite3") else database_url
+    try:
+        yield database_url
+    finally:
+        game_helpers.DATABASE_URL = None
 
 
 @pytest.fixture

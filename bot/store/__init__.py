@@ -1,4 +1,5 @@
-"""Persistence in SQLite. All SQL of the bot lives in this package; callers use named methods.
+"""Persistence in SQLite (the default) or PostgreSQL (``DATABASE_URL``), behind one API
+(``bot.store.db``). All SQL of the bot lives in this package; callers use named methods.
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
 ``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``,
@@ -10,7 +11,7 @@ from __future__ import annotations
 from bot.store.campaigns import CampaignStore
 from bot.store.chapters import ChapterDraft, ChapterStore
 from bot.store.characters import CharacterStore
-from bot.store.db import Database, MigrationError
+from bot.store.db import Database, DatabaseUnavailable, IntegrityError, MigrationError
 from bot.store.encounters import EncounterStore
 from bot.store.guard import GuardStore
 from bot.store.guild_config import GuildConfigStore, default_guild_config
@@ -43,4 +44,5 @@ class Store:
         self.refused = RefusedStore(db)
 
 
-__all__ = ["ChapterDraft", "Database", "MigrationError", "Store", "default_guild_config", "utc_day"]
+__all__ = ["ChapterDraft", "Database", "DatabaseUnavailable", "IntegrityError", "MigrationError", "Store",
+           "default_guild_config", "utc_day"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
 from bot.models import Campaign, CampaignStatus
-from bot.store.db import Database
+from bot.store.db import Database, IntegrityError
 from bot.store.errors import CampaignExists
 
 _COLUMNS = "id, guild_id, channel_id, title, setting, tone, status, created_by, created_at, turn"
@@ -35,13 +34,13 @@ class CampaignStore:
         """
         now = time.time()
         try:
-            new_id = await self.db.execute(
+            new_id = await self.db.insert(
                 "INSERT INTO campaigns (guild_id, channel_id, title, setting, tone, status, created_by,"
                 " created_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
                 (guild_id, channel_id, title, setting, tone, created_by, now))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise CampaignExists(channel_id) from None
-        return Campaign(new_id, guild_id, channel_id, title, setting, tone, "active", created_by, now, 0)
+        return Campaign(int(new_id or 0), guild_id, channel_id, title, setting, tone, "active", created_by, now, 0)
 
     async def live_in_channel(self, channel_id: int) -> Campaign | None:
         """The active or paused campaign of a channel, or None."""

@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from bot.models import Chapter
-from bot.store.db import Database
+from bot.store.db import Database, Tx
 
 _COLUMNS = ("id, campaign_id, number, first_turn, last_turn, through_message_id, started_at, ended_at, content,"
             " token_count, created_at")
@@ -39,19 +37,17 @@ def _row(row: Any) -> Chapter:
                    created_at=row["created_at"])
 
 
-async def insert_chapter(conn: aiosqlite.Connection, campaign_id: int, draft: ChapterDraft, now: float) -> Chapter:
+async def insert_chapter(conn: Tx, campaign_id: int, draft: ChapterDraft, now: float) -> Chapter:
     """Write ``draft`` as the campaign's next chapter inside the caller's open transaction."""
-    cursor = await conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM chapters WHERE campaign_id = ?",
-                                (campaign_id,))
-    row = await cursor.fetchone()
-    await cursor.close()
+    row = await conn.fetchone("SELECT COALESCE(MAX(number), 0) + 1 FROM chapters WHERE campaign_id = ?",
+                              (campaign_id,))
     number = int(row[0]) if row else 1
-    inserted = await conn.execute_insert(
+    inserted = await conn.insert(
         "INSERT INTO chapters (campaign_id, number, first_turn, last_turn, through_message_id, started_at,"
         " ended_at, content, token_count, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (campaign_id, number, draft.first_turn, draft.last_turn, draft.through_message_id, draft.started_at,
          draft.ended_at, draft.content, draft.token_count, now))
-    new_id = int(inserted[0]) if inserted else 0
+    new_id = int(inserted or 0)
     return Chapter(new_id, campaign_id, number, draft.first_turn, draft.last_turn, draft.through_message_id,
                    draft.started_at, draft.ended_at, draft.content, draft.token_count, now)
 
@@ -78,5 +74,5 @@ class ChapterStore:
         """The newest ``count`` chapters, in story order."""
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM chapters WHERE campaign_id = ?"
-            " ORDER BY number DESC LIMIT ?) ORDER BY number", (campaign_id, count))
+            " ORDER BY number DESC LIMIT ?) AS newest ORDER BY number", (campaign_id, count))
         return [_row(r) for r in rows]

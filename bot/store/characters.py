@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from bot.models import Character
-from bot.store.db import Database
+from bot.store.db import Database, IntegrityError
 from bot.store.errors import AlreadyInParty, NameTaken, RecordMissing
 
 _COLUMNS = ("id, campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,"
@@ -45,14 +44,14 @@ class CharacterStore:
         if existing is not None:
             raise AlreadyInParty(existing.name)
         try:
-            new_id = await self.db.execute(
+            new_id = await self.db.insert(
                 "INSERT INTO characters (campaign_id, player_id, player_name, name, char_class, ancestry,"
                 " backstory, level, hp, max_hp, ac, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (campaign_id, player_id, player_name, name, char_class, ancestry, backstory, level, hp,
                  max_hp, ac, time.time()))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise NameTaken(name) from None
-        got = await self.get(new_id)
+        got = await self.get(int(new_id or 0))
         if got is None:
             raise RecordMissing(f"character {new_id} vanished right after it was created")
         return got
@@ -93,7 +92,7 @@ class CharacterStore:
             sets = ", ".join(f"{k} = ?" for k in changes)
             try:
                 await self.db.execute(f"UPDATE characters SET {sets} WHERE id = ?", (*values, character_id))
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise NameTaken(str(changes.get("name", ""))) from None
         got = await self.get(character_id)
         if got is None:

@@ -1,56 +1,288 @@
-"""The SQLite connection: pragmas, numbered migrations, and transactions that never interleave.
+"""The database behind the store: one API, two backends, numbered migrations for each.
 
-One ``Database`` wraps one aiosqlite connection for the whole process. aiosqlite runs every call on
-one worker thread in order, but it does not keep *transactions* apart: two coroutines each doing
-``BEGIN ... several statements ... COMMIT`` on the same connection would interleave their statements
-inside one another's transaction. ``Database.transaction()`` therefore holds an asyncio lock for the
-whole transaction, and single statements outside a transaction (``execute``/``fetch*``) take the
-same lock, so nothing ever runs inside someone else's open transaction.
+``Database.open(target)`` picks the backend from ``target``: a file path (or ``sqlite:///path``)
+opens SQLite (``bot.store.sqlite``, the embedded default); ``postgresql://user:pass@host:port/db``
+opens PostgreSQL on an asyncpg pool (``bot.store.postgres``). The store's modules write their SQL
+once, in the dialect both accept (``?`` placeholders, ``IS NOT DISTINCT FROM``, ``ON CONFLICT``,
+``RETURNING``, ``GREATEST``), which each backend adapts; only full-text search differs
+(``bot.store.search``: FTS5 and bm25 in SQLite, ``tsvector`` with GIN indexes in PostgreSQL).
 
-Pragmas:
-- ``journal_mode=WAL``: readers do not block the writer; a crash never corrupts the file.
-- ``synchronous=NORMAL``: with WAL this means a committed transaction survives a crash or kill of the
-  bot process (the OS still has the write), but the last transactions may be lost on a power cut or
-  OS crash, because the WAL is not fsynced on every commit. That is the trade the bot makes for speed.
-- ``foreign_keys=ON``; ``busy_timeout=5000`` ms, so another process (a backup, ``python -m bot
-  migrate``) holding the lock briefly makes us wait instead of failing.
+Both backends give the same guarantees: every ``execute`` outside a transaction commits before it
+returns; ``transaction()`` is one atomic unit (all or nothing, rolled back on any exception);
+a unique or foreign-key violation raises ``IntegrityError``; an unreachable server raises
+``DatabaseUnavailable`` naming ``DATABASE_URL`` but never its password.
+
+Migrations: ``migrations/NNNN_name.sql`` for SQLite and ``migrations/postgres/NNNN_name.sql`` for
+PostgreSQL, the same numbers giving the same logical schema (tables, columns, indexes, constraints:
+``Database.describe``; a test compares them). Each is applied once, in its own transaction, and
+recorded in ``schema_migrations``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-BUSY_TIMEOUT_MS = 5000
+Dialect = Literal["sqlite", "postgresql"]
+Row = Any  # a row of either backend: ``row[0]`` and ``row["name"]`` both work (sqlite3.Row, asyncpg.Record)
 
 
 class MigrationError(RuntimeError):
     """A migration file is misnamed, duplicated, or failed to apply (its transaction was rolled back)."""
 
 
-def load_migrations(folder: Path | None = None) -> list[tuple[int, str, str]]:
+class IntegrityError(Exception):
+    """A write broke a unique, foreign-key or check constraint (the backend's own error is chained)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened: a bad ``DATABASE_URL``, a refused connection, a wrong password,
+    an unreadable file. The message says what and where, never a password."""
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@]*@", r"\1:***@", url, flags=re.IGNORECASE)
+
+
+def parse_target(target: str | Path) -> tuple[Dialect, str]:
+    """Which backend a database target names: ``("sqlite", path)`` for a path or ``sqlite:///path``
+    (``sqlite:///:memory:`` too), ``("postgresql", url)`` for ``postgresql://`` or ``postgres://``.
+
+    Raises:
+        DatabaseUnavailable: any other URL scheme (named, with the accepted ones).
+    """
+    text = str(target)
+    scheme = re.match(r"^([a-z][a-z0-9+.-]*)://", text, flags=re.IGNORECASE)
+    if scheme is None:
+        return "sqlite", text
+    name = scheme.group(1).lower()
+    if name == "sqlite":
+        return "sqlite", text[len("sqlite:///"):] if text.lower().startswith("sqlite:///") else text[len("sqlite://"):]
+    if name in ("postgresql", "postgres"):
+        return "postgresql", text
+    raise DatabaseUnavailable(f"DATABASE_URL has the scheme {name!r}; use postgresql://user:password@host:port/db,"
+                              " or leave it unset for SQLite in DATA_DIR")
+
+
+class Tx(Protocol):
+    """The statements of one open transaction (``Database.transaction``). SQL as the module docstring
+    says; ``params`` a sequence for the ``?`` placeholders."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the rows it changed."""
+        ...
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Run one INSERT into a table with an ``id``; returns the new row's id, None when ``ON
+        CONFLICT DO NOTHING`` inserted nothing."""
+        ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row of a query, or None."""
+        ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of a query."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many parameter rows."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    """A column as the store sees it: its logical type ("integer", "real", "text"), whether it may
+    be NULL, and whether it is (part of) the primary key."""
+
+    type: str
+    notnull: bool
+    primary_key: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """An index: unique or not, its columns (expressions like ``lower(name)`` as written), and
+    whether it is partial (has a WHERE clause)."""
+
+    unique: bool
+    columns: tuple[str, ...]
+    partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """A table's columns, indexes (by name; full-text machinery left out) and foreign keys
+    ``(column, referenced table, referenced column)``."""
+
+    columns: dict[str, ColumnInfo]
+    indexes: dict[str, IndexInfo]
+    foreign_keys: frozenset[tuple[str, str, str]]
+
+
+def logical_type(declared: str) -> str:
+    """The logical type of a declared column type: "integer", "real" or "text"."""
+    t = declared.lower()
+    if "int" in t:
+        return "integer"
+    if any(k in t for k in ("real", "double", "float", "numeric")):
+        return "real"
+    return "text"
+
+
+class Database:
+    """The store's database (see the module docstring). Open one with ``Database.open``; the
+    backends subclass it (``SqliteDatabase``, ``PostgresDatabase``)."""
+
+    dialect: Dialect = "sqlite"
+    target: str = ""
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, target: str | Path, *, migrate: bool = False, pool_size: int = 10
+                   ) -> AsyncIterator[Database]:
+        """Open ``target`` (see ``parse_target``), optionally apply pending migrations, close on exit.
+
+        Args:
+            target: a SQLite file path (created with its folders), ``sqlite:///path``, ``":memory:"``,
+                or a ``postgresql://`` URL.
+            migrate: apply pending migrations before yielding.
+            pool_size: PostgreSQL connections at most (``DATABASE_POOL_SIZE``).
+        Raises:
+            DatabaseUnavailable: the database cannot be reached or opened.
+            MigrationError: a migration failed.
+        """
+        db = await cls.connect(target, pool_size=pool_size)
+        try:
+            if migrate:
+                await db.migrate()
+            yield db
+        finally:
+            await db.close()
+
+    @classmethod
+    async def connect(cls, target: str | Path, *, pool_size: int = 10) -> Database:
+        """Open without a context manager; the caller must ``await db.close()``. Raises as ``open``."""
+        dialect, where = parse_target(target)
+        if dialect == "postgresql":
+            from bot.store.postgres import PostgresDatabase
+
+            return await PostgresDatabase.connect_url(where, pool_size=pool_size)
+        from bot.store.sqlite import SqliteDatabase
+
+        return await SqliteDatabase.connect_path(where)
+
+    # --- the API every backend gives ----------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the connections (waits for running transactions)."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """``async with db.transaction() as tx:``: the block as one atomic transaction; an exception
+        rolls it back and propagates. Not re-entrant: do not nest."""
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; returns the rows it changed."""
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Run one INSERT in its own transaction; the new row's id (see ``Tx.insert``)."""
+        async with self.transaction() as tx:
+            return await tx.insert(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows, as one transaction."""
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """First row of a query, or None."""
+        raise NotImplementedError
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of a query."""
+        raise NotImplementedError
+
+    async def server_version(self) -> str:
+        """The backend and its version, e.g. "SQLite 3.40.1" or "PostgreSQL 15.18"."""
+        raise NotImplementedError
+
+    async def describe(self) -> dict[str, TableInfo]:
+        """The logical schema: every table of the bot (``schema_migrations`` included, full-text
+        tables and indexes left out) as ``TableInfo``."""
+        raise NotImplementedError
+
+    async def check_writable(self) -> None:
+        """Prove a write transaction can start (and roll it back). Raises ``DatabaseUnavailable``."""
+        raise NotImplementedError
+
+    # --- migrations ------------------------------------------------------------------------------
+    async def schema_version(self) -> int:
+        """The highest applied migration number (0 for a new database)."""
+        await self.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(row[0]) if row else 0
+
+    async def migrate(self, folder: Path | None = None) -> int:
+        """Apply every migration newer than the recorded version, each in its own transaction, and
+        record it. Returns the schema version afterwards.
+
+        Raises:
+            MigrationError: a migration failed; it was rolled back and later ones were not tried.
+        """
+        current = await self.schema_version()
+        for version, name, sql in load_migrations(folder, self.dialect):
+            if version <= current:
+                continue
+            try:
+                async with self.transaction() as tx:
+                    await self.run_script(tx, sql)
+                    await tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                                     (version, name, time.time()))
+            except (IntegrityError, DatabaseUnavailable) as exc:
+                raise MigrationError(f"migration {name} failed: {exc}") from exc
+            except Exception as exc:
+                if isinstance(exc, MigrationError):
+                    raise
+                raise MigrationError(f"migration {name} failed: {exc}") from exc
+            log.info("applied migration %s", name)
+            current = version
+        return current
+
+    async def run_script(self, tx: Tx, sql: str) -> None:
+        """Run a migration script's statements inside ``tx`` (each backend splits its own dialect)."""
+        for statement in split_statements(sql):
+            await tx.execute(statement)
+
+
+def load_migrations(folder: Path | None = None, dialect: Dialect = "sqlite") -> list[tuple[int, str, str]]:
     """Read ``NNNN_name.sql`` files in version order: ``[(version, filename, sql), ...]``.
 
-    ``folder`` defaults to the ``migrations`` package shipped with the bot.
+    ``folder`` defaults to the ``migrations`` package shipped with the bot (its ``postgres`` folder
+    for ``dialect="postgresql"``).
 
     Raises:
         MigrationError: a file that does not match ``NNNN_name.sql``, or two files with one number.
     """
     if folder is None:
         root = resources.files("migrations")
+        if dialect == "postgresql":
+            root = root / "postgres"
         entries = [(p.name, p.read_text(encoding="utf-8")) for p in root.iterdir()
                    if p.name.endswith(".sql")]
     else:
@@ -84,133 +316,3 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-class Database:
-    """One aiosqlite connection with a transaction lock. Open it with ``Database.open(path)``."""
-
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
-        self._lock = asyncio.Lock()
-        self._in_tx = False
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, path: Path | str, *, migrate: bool = False) -> AsyncIterator[Database]:
-        """Open (creating folders and file as needed) and close on exit.
-
-        Args:
-            path: the SQLite file, or ``":memory:"``.
-            migrate: apply pending migrations before yielding.
-        Raises:
-            sqlite3.Error: the file cannot be opened or is not a database.
-            MigrationError: a migration failed.
-        """
-        db = await cls.connect(path)
-        try:
-            if migrate:
-                await db.migrate()
-            yield db
-        finally:
-            await db.close()
-
-    @classmethod
-    async def connect(cls, path: Path | str) -> Database:
-        """Open without a context manager; the caller must ``await db.close()``."""
-        p = Path(path)
-        if str(path) != ":memory:":
-            p.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)  # autocommit; we BEGIN ourselves
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return cls(conn, p)
-
-    async def close(self) -> None:
-        """Close the connection (waits for a running transaction to finish)."""
-        async with self._lock:
-            await self.conn.close()
-
-    # --- transactions ----------------------------------------------------------------------------
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``async with db.transaction() as conn:`` runs the block as one ``BEGIN IMMEDIATE`` ...
-        ``COMMIT``; an exception rolls it back and propagates. No other coroutine's statement runs
-        on this connection until it ends. Not re-entrant: do not nest."""
-        async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
-            try:
-                yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            else:
-                await self.conn.execute("COMMIT")
-            finally:
-                self._in_tx = False
-
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        """Run one statement in its own transaction; returns ``lastrowid`` (for INSERT) or rowcount."""
-        async with self._lock:
-            if sql.lstrip()[:6].upper() == "INSERT":  # one round trip to the database thread
-                row = await self.conn.execute_insert(sql, params)
-                return int(row[0]) if row and row[0] is not None else 0
-            cursor = await self.conn.execute(sql, params)
-            result = cursor.rowcount
-            await cursor.close()
-            return int(result or 0)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for many parameter rows, as one transaction."""
-        async with self.transaction() as conn:
-            await conn.executemany(sql, rows)
-
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> aiosqlite.Row | None:
-        """First row of a query, or None."""
-        async with self._lock:  # execute_fetchall: one round trip to the database thread, not three
-            rows = list(await self.conn.execute_fetchall(sql, params))
-            return rows[0] if rows else None
-
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[aiosqlite.Row]:
-        """All rows of a query."""
-        async with self._lock:
-            rows = await self.conn.execute_fetchall(sql, params)
-            return list(rows)
-
-    # --- migrations ------------------------------------------------------------------------------
-    async def schema_version(self) -> int:
-        """The highest applied migration number (0 for a new database)."""
-        async with self._lock:
-            await self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-            cursor = await self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            row = await cursor.fetchone()
-            await cursor.close()
-        return int(row[0]) if row else 0
-
-    async def migrate(self, folder: Path | None = None) -> int:
-        """Apply every migration newer than the recorded version, each in its own transaction, and
-        record it. Returns the schema version afterwards.
-
-        Raises:
-            MigrationError: a migration failed; it was rolled back and later ones were not tried.
-        """
-        current = await self.schema_version()
-        for version, name, sql in load_migrations(folder):
-            if version <= current:
-                continue
-            try:
-                async with self.transaction() as conn:
-                    for statement in split_statements(sql):
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                        (version, name, time.time()))
-            except sqlite3.Error as exc:
-                raise MigrationError(f"migration {name} failed: {exc}") from exc
-            log.info("applied migration %s", name)
-            current = version
-        return current

@@ -7,12 +7,10 @@ import json
 import time
 from typing import Any
 
-import aiosqlite
-
-from bot.store.db import Database
+from bot.store.db import Database, Tx
 
 
-async def _put(conn: aiosqlite.Connection, campaign_id: int, state: dict[str, Any] | None, now: float) -> None:
+async def _put(conn: Tx, campaign_id: int, state: dict[str, Any] | None, now: float) -> None:
     """Store ``state`` as the campaign's encounter, or end it (None), inside the caller's transaction."""
     if state is None:
         await conn.execute("DELETE FROM encounters WHERE campaign_id = ?", (campaign_id,))
@@ -41,7 +39,8 @@ class EncounterStore:
         now = time.time()
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT OR IGNORE INTO encounter_snapshots (campaign_id, turn, state, created_at) VALUES (?,?,?,?)",
+                "INSERT INTO encounter_snapshots (campaign_id, turn, state, created_at) VALUES (?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
                 (campaign_id, turn, json.dumps(before) if before is not None else None, now))
             await _put(conn, campaign_id, state, now)
 
@@ -49,10 +48,8 @@ class EncounterStore:
         """Put the encounter back as it was before ``turn`` (undo/retry of that turn). Returns
         ``(changed, state)``: changed False when ``turn`` never touched the encounter."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            row = await conn.fetchone(
                 "SELECT state FROM encounter_snapshots WHERE campaign_id = ? AND turn = ?", (campaign_id, turn))
-            row = await cursor.fetchone()
-            await cursor.close()
             if row is None:
                 return False, None
             state = json.loads(row[0]) if row[0] is not None else None

@@ -9,16 +9,13 @@ Values are validated by the caller (the game core); names are unique among live 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-import aiosqlite
-
 from bot.models import LoreAction, LoreAuthor, LoreEntry, LoreKind, LoreRevision, QuestStatus
-from bot.store.db import Database
+from bot.store.db import Database, IntegrityError, Tx
 from bot.store.errors import NameTaken, RecordMissing
 
 _COLUMNS = ("id, campaign_id, kind, name, aliases, description, token_count, status, secret, pinned,"
@@ -67,7 +64,7 @@ class LoreStore:
         """The most recently changed entry called ``name`` (case-insensitive) that is no longer live
         (forgotten or undone), for bringing it back; None if there is none."""
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM lore_entries WHERE campaign_id = ? AND live = 0 AND name = ? COLLATE NOCASE"
+            f"SELECT {_COLUMNS} FROM lore_entries WHERE campaign_id = ? AND live = 0 AND lower(name) = lower(?)"
             " ORDER BY updated_at DESC, id DESC LIMIT 1", (campaign_id, name.strip()))
         return _row(row) if row else None
 
@@ -84,18 +81,18 @@ class LoreStore:
         now = time.time()
         try:
             async with self.db.transaction() as conn:
-                inserted = await conn.execute_insert(
+                inserted = await conn.insert(
                     "INSERT INTO lore_entries (campaign_id, kind, name, aliases, description, token_count, status,"
                     " secret, pinned, created_by_kind, created_by, created_turn, last_named_turn,"
                     " edited_by_people, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (campaign_id, kind, name, json.dumps(list(aliases), ensure_ascii=False), description,
                      token_count, status, int(secret), int(pinned), author_kind, author_id, turn, turn,
                      int(author_kind in ("player", "admin")), now, now))
-                entry = LoreEntry(int(inserted[0]) if inserted else 0, campaign_id, kind, name, tuple(aliases),
+                entry = LoreEntry(int(inserted or 0), campaign_id, kind, name, tuple(aliases),
                                   description, token_count, status, secret, pinned, author_kind, author_id, turn,
                                   turn, author_kind in ("player", "admin"), now, now)
                 await self._revise(conn, entry, "create", author_kind, author_id, author_name, turn, now)
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise NameTaken(name) from None
         return entry
 
@@ -119,7 +116,7 @@ class LoreStore:
                 await conn.execute(f"UPDATE lore_entries SET {', '.join(sets)} WHERE id = ?", (*values, entry_id))
                 entry = await self._get_in(conn, entry_id)
                 await self._revise(conn, entry, action, author_kind, author_id, author_name, turn, now)
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise NameTaken(str(changes.get("name", ""))) from None
         return entry
 
@@ -162,21 +159,17 @@ class LoreStore:
         leave the lorebook, entries changed then return to their previous revision. Changes by
         players, admins and memory folds stay. Returns how many revisions were taken back."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            rows = await conn.fetchall(
                 "SELECT id, entry_id, action FROM lore_revisions WHERE campaign_id = ? AND turn = ?"
                 " AND author_kind = 'dm' AND undone = 0 ORDER BY id DESC", (campaign_id, turn))
-            rows = list(await cursor.fetchall())
-            await cursor.close()
             for rev_id, entry_id, action in rows:
                 await conn.execute("UPDATE lore_revisions SET undone = 1 WHERE id = ?", (rev_id,))
                 if action == "create":
                     await conn.execute("UPDATE lore_entries SET live = 0 WHERE id = ?", (entry_id,))
                     continue
-                cursor = await conn.execute(
+                previous = await conn.fetchone(
                     "SELECT snapshot FROM lore_revisions WHERE entry_id = ? AND undone = 0 AND id < ?"
                     " ORDER BY id DESC LIMIT 1", (entry_id, rev_id))
-                previous = await cursor.fetchone()
-                await cursor.close()
                 if previous is None or previous[0] is None:
                     await conn.execute("UPDATE lore_entries SET live = 0 WHERE id = ?", (entry_id,))
                     continue
@@ -192,21 +185,19 @@ class LoreStore:
         if not ids:
             return
         marks = ",".join("?" * len(ids))
-        await self.db.execute(f"UPDATE lore_entries SET last_named_turn = MAX(last_named_turn, ?) WHERE id IN"
+        await self.db.execute(f"UPDATE lore_entries SET last_named_turn = GREATEST(last_named_turn, ?) WHERE id IN"
                               f" ({marks})", (turn, *ids))
 
     # --- helpers -----------------------------------------------------------------------------------
     @staticmethod
-    async def _get_in(conn: aiosqlite.Connection, entry_id: int) -> LoreEntry:
-        cursor = await conn.execute(f"SELECT {_COLUMNS} FROM lore_entries WHERE id = ?", (entry_id,))
-        row = await cursor.fetchone()
-        await cursor.close()
+    async def _get_in(conn: Tx, entry_id: int) -> LoreEntry:
+        row = await conn.fetchone(f"SELECT {_COLUMNS} FROM lore_entries WHERE id = ?", (entry_id,))
         if row is None:
             raise RecordMissing(f"no lore entry {entry_id}")
         return _row(row)
 
     @staticmethod
-    async def _revise(conn: aiosqlite.Connection, entry: LoreEntry, action: LoreAction, author_kind: LoreAuthor,
+    async def _revise(conn: Tx, entry: LoreEntry, action: LoreAction, author_kind: LoreAuthor,
                       author_id: int | None, author_name: str, turn: int, now: float) -> None:
         await conn.execute(
             "INSERT INTO lore_revisions (entry_id, campaign_id, turn, action, author_kind, author_id, author_name,"

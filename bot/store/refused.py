@@ -28,14 +28,14 @@ class RefusedStore:
                   created_at: float | None = None) -> RefusedMessage:
         """Store one refused message (committed) and return it; ``created_at`` UNIX seconds (default now)."""
         at = time.time() if created_at is None else created_at
-        new_id = await self.db.execute(
+        new_id = await self.db.insert(
             "INSERT INTO refused_messages (campaign_id, author_id, author_name, content, reason, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)", (campaign_id, author_id, author_name, content, reason, at))
-        return RefusedMessage(new_id, campaign_id, author_id, author_name, content, reason, at)
+        return RefusedMessage(int(new_id or 0), campaign_id, author_id, author_name, content, reason, at)
 
     async def for_campaign(self, campaign_id: int, limit: int = 100) -> list[RefusedMessage]:
         """The campaign's refused messages, oldest first (at most ``limit``, the newest ones)."""
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM refused_messages WHERE campaign_id = ?"
-            " ORDER BY id DESC LIMIT ?) ORDER BY id", (campaign_id, limit))
+            " ORDER BY id DESC LIMIT ?) AS newest ORDER BY id", (campaign_id, limit))
         return [_row(r) for r in rows]

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.models import MessageState, RollRecord, StoryMessage, StoryRole
 from bot.store.db import Database
+from bot.store.errors import RecordMissing
 
 _COLUMNS = ("id, campaign_id, turn, role, author_id, author_name, character_name, content, token_count,"
             " state, created_at, platform_message_id")
@@ -63,12 +64,19 @@ class StoryStore:
                 (campaign_id, platform_message_id))
             if row is not None:
                 return _row(row), False
-        new_id = await self.db.execute(
-            "INSERT OR IGNORE INTO story_messages (campaign_id, turn, role, author_id, author_name,"
+        new_id = await self.db.insert(
+            "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
             " character_name, content, token_count, state, created_at, platform_message_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
             (campaign_id, turn, role, author_id, author_name, character_name, content, token_count, now,
              platform_message_id))
+        if new_id is None:  # stored meanwhile (by another process holding the same message)
+            row = await self.db.fetchone(
+                f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND platform_message_id = ?",
+                (campaign_id, platform_message_id))
+            if row is not None:
+                return _row(row), False
+            raise RecordMissing(f"story message {platform_message_id} was neither stored nor found")
         return StoryMessage(new_id, campaign_id, turn, role, author_id, author_name,
                             character_name, content, token_count, "pending", now,
                             platform_message_id), True
@@ -77,11 +85,11 @@ class StoryStore:
                          author_name: str = "table") -> StoryMessage:
         """Store a table event (a character joined, a roll outside a turn) as part of the story."""
         now = time.time()
-        new_id = await self.db.execute(
+        new_id = await self.db.insert(
             "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name, character_name,"
             " content, token_count, state, created_at) VALUES (?, ?, 'system', NULL, ?, NULL, ?, ?,"
             " 'answered', ?)", (campaign_id, turn, author_name, content, token_count, now))
-        return StoryMessage(new_id, campaign_id, turn, "system", None, author_name, None, content,
+        return StoryMessage(int(new_id or 0), campaign_id, turn, "system", None, author_name, None, content,
                             token_count, "answered", now)
 
     async def pending(self, campaign_id: int) -> list[StoryMessage]:
@@ -124,19 +132,18 @@ class StoryStore:
                     (*replaces_message_ids, campaign_id))
             stored_notes: list[StoryMessage] = []
             for text, tokens in notes:
-                note_row = await conn.execute_insert(  # one round trip: insert + last_insert_rowid()
+                note_id = await conn.insert(
                     "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
                     " character_name, content, token_count, state, created_at)"
                     " VALUES (?, ?, 'system', NULL, 'table', NULL, ?, ?, 'answered', ?)",
                     (campaign_id, turn, text, tokens, now))
-                stored_notes.append(StoryMessage(int(note_row[0]) if note_row else 0, campaign_id, turn, "system",
+                stored_notes.append(StoryMessage(int(note_id or 0), campaign_id, turn, "system",
                                                  None, "table", None, text, tokens, "answered", now))
-            dm_row = await conn.execute_insert(
+            dm_id = await conn.insert(
                 "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
                 " character_name, content, token_count, state, created_at)"
                 " VALUES (?, ?, 'dm', NULL, 'DM', NULL, ?, ?, 'answered', ?)",
                 (campaign_id, turn, dm_content, dm_token_count, now))
-            dm_id = dm_row[0] if dm_row else None
             for r in rolls:
                 await conn.execute(
                     "INSERT INTO dice_rolls (campaign_id, turn, roller_id, roller_name, character_name,"
@@ -144,7 +151,7 @@ class StoryStore:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (campaign_id, turn, r.roller_id, r.roller_name, r.character_name, r.expression,
                      r.reason, r.total, r.breakdown, int(r.by_dm), r.created_at))
-            await conn.execute("UPDATE campaigns SET turn = MAX(turn, ?) WHERE id = ?", (turn, campaign_id))
+            await conn.execute("UPDATE campaigns SET turn = GREATEST(turn, ?) WHERE id = ?", (turn, campaign_id))
         return stored_notes, StoryMessage(int(dm_id or 0), campaign_id, turn, "dm", None, "DM", None,
                                           dm_content, dm_token_count, "answered", now)
 
@@ -153,7 +160,7 @@ class StoryStore:
         at most the newest ``limit`` of them. Used to load a session's working memory."""
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ?"
-            " AND id > ? AND state != 'undone' ORDER BY id DESC LIMIT ?) ORDER BY id",
+            " AND id > ? AND state != 'undone' ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (campaign_id, after_id, limit))
         return [_row(r) for r in rows]
 
@@ -161,11 +168,9 @@ class StoryStore:
         """Mark every message of ``turn`` as ``undone`` and step the campaign's turn counter back.
         Returns how many messages were undone."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            count = await conn.execute(
                 "UPDATE story_messages SET state = 'undone' WHERE campaign_id = ? AND turn = ?"
                 " AND state = 'answered'", (campaign_id, turn))
-            count = cursor.rowcount
-            await cursor.close()
             await conn.execute(
                 "UPDATE campaigns SET turn = (SELECT COALESCE(MAX(turn), 0) FROM story_messages"
                 " WHERE campaign_id = ? AND state = 'answered' AND role = 'dm') WHERE id = ?",
@@ -189,7 +194,7 @@ class StoryStore:
     async def rolls(self, campaign_id: int, limit: int = 50) -> list[RollRecord]:
         """The newest dice rolls of a campaign, oldest first."""
         rows = await self.db.fetchall(
-            "SELECT * FROM (SELECT * FROM dice_rolls WHERE campaign_id = ? ORDER BY id DESC LIMIT ?)"
+            "SELECT * FROM (SELECT * FROM dice_rolls WHERE campaign_id = ? ORDER BY id DESC LIMIT ?) AS newest"
             " ORDER BY id", (campaign_id, limit))
         return [RollRecord(r["id"], r["campaign_id"], r["turn"], r["roller_id"], r["roller_name"],
                            r["character_name"], r["expression"], r["reason"], r["total"],
@@ -197,8 +202,8 @@ class StoryStore:
 
     async def add_roll(self, roll: RollRecord) -> int:
         """Store a roll made outside a turn (``/roll``). Returns its id."""
-        return await self.db.execute(
+        return int(await self.db.insert(
             "INSERT INTO dice_rolls (campaign_id, turn, roller_id, roller_name, character_name, expression,"
             " reason, total, breakdown, by_dm, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (roll.campaign_id, roll.turn, roll.roller_id, roll.roller_name, roll.character_name,
-             roll.expression, roll.reason, roll.total, roll.breakdown, int(roll.by_dm), roll.created_at))
+             roll.expression, roll.reason, roll.total, roll.breakdown, int(roll.by_dm), roll.created_at)) or 0)

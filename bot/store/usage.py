@@ -58,18 +58,18 @@ class UsageStore:
         if player_id is None:
             row = await self.db.fetchone(
                 "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM model_usage"
-                " WHERE guild_id IS ? AND day = ?", (guild_id, day))
+                " WHERE guild_id IS NOT DISTINCT FROM ? AND day = ?", (guild_id, day))
         else:
             row = await self.db.fetchone(
                 "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM model_usage"
-                " WHERE guild_id IS ? AND player_id = ? AND day = ?", (guild_id, player_id, day))
+                " WHERE guild_id IS NOT DISTINCT FROM ? AND player_id = ? AND day = ?", (guild_id, player_id, day))
         return int(row[0]) if row else 0
 
     async def _lines(self, where: str, params: Sequence[Any]) -> tuple[UsageLine, ...]:
         rows = await self.db.fetchall(
             "SELECT model, COUNT(DISTINCT call_id) AS requests, SUM(prompt_tokens), SUM(completion_tokens),"
-            " SUM(cached_prompt_tokens), SUM(cost_usd), SUM(cost_usd IS NULL),"
-            " COUNT(DISTINCT CASE WHEN estimated THEN call_id END) FROM model_usage"
+            " SUM(cached_prompt_tokens), SUM(cost_usd), SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END),"
+            " COUNT(DISTINCT CASE WHEN estimated = 1 THEN call_id END) FROM model_usage"
             f" WHERE {where} GROUP BY model ORDER BY model", params)
         return tuple(UsageLine(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0),
                                None if r[6] else float(r[5] or 0.0), int(r[7] or 0)) for r in rows)
@@ -78,8 +78,8 @@ class UsageStore:
                      campaign_title: str | None = None, at: float | None = None) -> UsageReport:
         """Per-model usage of a server and (optionally) a campaign, today (UTC) and all time."""
         day = utc_day(at)
-        guild_today = await self._lines("guild_id IS ? AND day = ?", (guild_id, day))
-        guild_all = await self._lines("guild_id IS ?", (guild_id,))
+        guild_today = await self._lines("guild_id IS NOT DISTINCT FROM ? AND day = ?", (guild_id, day))
+        guild_all = await self._lines("guild_id IS NOT DISTINCT FROM ?", (guild_id,))
         camp_today: tuple[UsageLine, ...] = ()
         camp_all: tuple[UsageLine, ...] = ()
         if campaign_id is not None:

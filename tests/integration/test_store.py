@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.models import RollRecord
-from bot.store import Database, MigrationError, Store
+from bot.store import Database, IntegrityError, MigrationError, Store
 from bot.store.db import load_migrations
 from tests.support.checks import present
 
@@ -69,66 +69,58 @@ async def test_transactions_do_not_interleave(tmp_path: Path) -> None:
         assert [(r[0], r[1]) for r in rows] == [(0, 20), (1, 20), (3, 20)]  # writer 2 fully rolled back
 
 
-async def test_action_is_committed_and_idempotent_and_turn_is_atomic(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    async with Database.open(path, migrate=True) as db:
-        store = Store(db)
-        c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
-        a, new = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
-                                             character_name=None, content="I look", token_count=3,
-                                             platform_message_id=77)
-        again, new_again = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3,
-                                                         author_name="bob", character_name=None,
-                                                         content="I look", token_count=3, platform_message_id=77)
-        assert new and not new_again and again.id == a.id
-        # visible to a second, independent connection right away: committed before returning
-        other = sqlite3.connect(path)
-        assert other.execute("SELECT state FROM story_messages WHERE id = ?", (a.id,)).fetchone() == ("pending",)
+async def test_action_is_committed_and_idempotent_and_turn_is_atomic(store: Store, database_url: str) -> None:
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+    a, new = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
+                                         character_name=None, content="I look", token_count=3,
+                                         platform_message_id=77)
+    again, new_again = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3,
+                                                     author_name="bob", character_name=None,
+                                                     content="I look", token_count=3, platform_message_id=77)
+    assert new and not new_again and again.id == a.id
+    # visible to a second, independent connection right away: committed before returning
+    async with Database.open(database_url) as other:
+        row = await other.fetchone("SELECT state FROM story_messages WHERE id = ?", (a.id,))
+        assert row is not None and tuple(row) == ("pending",)
         roll = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", 11, "1d20 (11) = `11`", 0.0, True)
-        notes, dm = await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id],
-                                                    dm_content="You see a door.", dm_token_count=5,
-                                                    rolls=[roll], notes=[("Dice rolled: 1d20 = 11", 8)])
-        states = other.execute("SELECT role, state FROM story_messages ORDER BY id").fetchall()
+        await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="You see a door.",
+                                        dm_token_count=5, rolls=[roll], notes=[("Dice rolled: 1d20 = 11", 8)])
+        states = [tuple(r) for r in await other.fetchall("SELECT role, state FROM story_messages ORDER BY id")]
         assert states == [("player", "answered"), ("system", "answered"), ("dm", "answered")]
-        assert other.execute("SELECT turn FROM campaigns").fetchone() == (1,)
-        assert other.execute("SELECT COUNT(*) FROM dice_rolls").fetchone() == (1,)
-        assert await store.campaigns.with_pending_actions() == []
-        assert await store.story.undo_turn(c.id, 1) == 3
-        assert present(await store.campaigns.get(c.id)).turn == 0
-        other.close()
+        assert [tuple(r) for r in await other.fetchall("SELECT turn FROM campaigns")] == [(1,)]
+        assert [tuple(r) for r in await other.fetchall("SELECT COUNT(*) FROM dice_rolls")] == [(1,)]
+    assert await store.campaigns.with_pending_actions() == []
+    assert await store.story.undo_turn(c.id, 1) == 3
+    assert present(await store.campaigns.get(c.id)).turn == 0
 
 
-async def test_one_live_campaign_per_channel(tmp_path: Path) -> None:
+async def test_one_live_campaign_per_channel(store: Store) -> None:
     from bot.store.errors import CampaignExists
 
-    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
-        store = Store(db)
-        c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
-        with pytest.raises(CampaignExists) as raised:
-            await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
-        assert raised.value.channel_id == 2
-        await store.campaigns.set_status(c.id, "ended")
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
+    with pytest.raises(CampaignExists) as raised:
         await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
+    assert raised.value.channel_id == 2
+    await store.campaigns.set_status(c.id, "ended")
+    await store.campaigns.create(guild_id=1, channel_id=2, title="B", setting="", tone="", created_by=3)
 
 
-async def test_party_conflicts_are_domain_errors_with_their_values(tmp_path: Path) -> None:
+async def test_party_conflicts_are_domain_errors_with_their_values(store: Store) -> None:
     from bot.store.errors import AlreadyInParty, NameTaken
 
-    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as db:
-        store = Store(db)
-        c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
-        sheet: dict[str, Any] = dict(campaign_id=c.id, char_class="Rogue", ancestry="Elf")
-        aria = await store.characters.create(player_id=10, player_name="ann", name="Aria", **sheet)
-        with pytest.raises(AlreadyInParty) as twice:
-            await store.characters.create(player_id=10, player_name="ann", name="Other", **sheet)
-        assert twice.value.character_name == "Aria"
-        with pytest.raises(NameTaken) as taken:
-            await store.characters.create(player_id=11, player_name="bob", name="ARIA", **sheet)
-        assert taken.value.name == "ARIA"
-        borin = await store.characters.create(player_id=11, player_name="bob", name="Borin", **sheet)
-        with pytest.raises(NameTaken):
-            await store.characters.update(borin.id, name="aria")
-        assert present(await store.characters.get(aria.id)).name == "Aria"
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="A", setting="", tone="", created_by=3)
+    sheet: dict[str, Any] = dict(campaign_id=c.id, char_class="Rogue", ancestry="Elf")
+    aria = await store.characters.create(player_id=10, player_name="ann", name="Aria", **sheet)
+    with pytest.raises(AlreadyInParty) as twice:
+        await store.characters.create(player_id=10, player_name="ann", name="Other", **sheet)
+    assert twice.value.character_name == "Aria"
+    with pytest.raises(NameTaken) as taken:
+        await store.characters.create(player_id=11, player_name="bob", name="ARIA", **sheet)
+    assert taken.value.name == "ARIA"
+    borin = await store.characters.create(player_id=11, player_name="bob", name="Borin", **sheet)
+    with pytest.raises(NameTaken):
+        await store.characters.update(borin.id, name="aria")
+    assert present(await store.characters.get(aria.id)).name == "Aria"
 
 
 async def test_complete_turn_is_all_or_nothing(store: Store) -> None:
@@ -136,7 +128,7 @@ async def test_complete_turn_is_all_or_nothing(store: Store) -> None:
     a, _ = await store.story.add_action(campaign_id=c.id, turn=1, author_id=3, author_name="bob",
                                        character_name=None, content="I look", token_count=3)
     broken = RollRecord(None, c.id, 1, None, "DM", None, "1d20", "x", None, "?", 0.0, True)  # type: ignore[arg-type]  # total=None on purpose: violates NOT NULL
-    with pytest.raises(sqlite3.IntegrityError):  # the roll fails after the reply was inserted...
+    with pytest.raises(IntegrityError):  # the roll fails after the reply was inserted...
         await store.story.complete_turn(campaign_id=c.id, turn=1, action_ids=[a.id], dm_content="A door.",
                                         dm_token_count=2, rolls=[broken], notes=[("Dice rolled: ?", 3)])
     # ...so nothing of the turn remains: the action is still pending, no reply, no note, no new turn
@@ -218,3 +210,16 @@ def test_store_errors_that_escape_the_core_show_players_no_internals() -> None:
     assert RecordMissing("no character 5").player_message == TRY_AGAIN
     assert NameTaken("Aria").player_message == TRY_AGAIN
     assert str(RecordMissing("no character 5")) == "no character 5"  # the log keeps the detail
+
+
+async def test_both_backends_migrate_to_the_same_logical_schema(tmp_path: Path, postgres_server: Any) -> None:
+    async with Database.open(tmp_path / "db.sqlite3", migrate=True) as lite, \
+            Database.open(await postgres_server.fresh_database(), migrate=True) as pg:
+        assert await lite.schema_version() == await pg.schema_version() == 10
+        sqlite_schema, postgres_schema = await lite.describe(), await pg.describe()
+    assert sorted(sqlite_schema) == sorted(postgres_schema)
+    for table, info in sqlite_schema.items():
+        assert info.columns == postgres_schema[table].columns, table
+        assert info.indexes == postgres_schema[table].indexes, table
+        assert info.foreign_keys == postgres_schema[table].foreign_keys, table
+    assert sqlite_schema["lore_entries"].indexes["lore_entries_unique_name"].columns == ("campaign_id", "lower(name)")
