@@ -6,11 +6,12 @@ limits (5 message requests per 5 seconds, separately for creating and editing, a
 and ``retry_after`` beyond that; discord.py also waits on the ``X-RateLimit-*`` headers) with room to
 spare: while the reply is being written, at most one request every ``STREAM_EDIT_SECONDS`` and
 ``STREAM_WINDOW[0]`` in any ``STREAM_WINDOW[1]`` seconds, always for the newest text (what arrived in
-between is shown by the next edit), so the channel's other messages (notices, the tracker, dice)
-never wait behind it. A message is closed once its text settles at ``REPLY_CHUNK_CHARS`` on a
-paragraph or sentence boundary (``bot.chunking.settled_chunks``) and the reply continues in the
-next, so a long streamed reply is split exactly as ``deliver`` splits the whole one. The dice embed
-and the reply reference go with the first message; ``AllowedMentions.none()`` on every request.
+between is shown by the next edit), so the reply's last edit and the channel's other messages
+(notices, the combat tracker) find room in Discord's bucket. A message is closed once its text
+settles at ``REPLY_CHUNK_CHARS`` on a paragraph or sentence boundary (``bot.chunking.settled_chunks``)
+and the reply continues in the next, so a long streamed reply is split exactly as ``deliver`` splits
+the whole one. The dice embed and the reply reference go with the first message;
+``AllowedMentions.none()`` on every request.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ NO_MENTIONS = discord.AllowedMentions.none()
 EMBED_COLOUR = discord.Colour.dark_gold()
 REPLY_CHUNK_CHARS = 1900  # a reply's messages are cut near here (Discord's limit is 2,000 characters)
 STREAM_EDIT_SECONDS = 1.0  # the least time between two requests of a reply while it is being written
-STREAM_WINDOW = (4, 5.0)  # at most 4 requests of a reply being written in any 5 s (Discord allows 5 per channel)
+STREAM_WINDOW = (3, 5.0)  # at most 3 requests of a reply being written in any 5 s (Discord allows 5 per channel:
+# the reply's last edit and the combat tracker's always find room)
 PLACEHOLDER = "…"  # what a streamed message shows while the model starts over (Discord refuses empty messages)
 
 
@@ -210,26 +212,32 @@ class DiscordReplyStream:
         chunks = split_message(reply.text, REPLY_CHUNK_CHARS) or [""]
         await self._settle(chunks, tuple(reply.rolls))
 
-    async def abandon(self, text: str) -> None:
-        """Make the messages show only ``text`` (no dice: the turn did not happen). Never raises."""
+    async def abandon(self, text: str) -> bool:
+        """Make the messages show only ``text`` (no dice: the turn did not happen). True when they
+        do; never raises (logged)."""
         await self._halt()
-        await self._settle(split_message(text, REPLY_CHUNK_CHARS) or [PLACEHOLDER], ())
+        return await self._settle(split_message(text, REPLY_CHUNK_CHARS) or [PLACEHOLDER], ())
 
     # --- internals --------------------------------------------------------------------------------
     async def _halt(self) -> None:
+        """Stop the pump after its request in flight (shielded: cancelling the caller must not cut a
+        request short and leave a message nobody tracks)."""
         self._stop.set()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(Exception):
-                await self._task
+                await asyncio.shield(self._task)
 
-    async def _settle(self, chunks: list[str], rolls: tuple[RollRecord, ...]) -> None:
+    async def _settle(self, chunks: list[str], rolls: tuple[RollRecord, ...]) -> bool:
+        """Requests until the messages show ``chunks``; True when they do."""
         self._broken = False  # one more try for the final text, whatever failed while streaming
         try:
             while (change := self._next_change(chunks, rolls)) is not None and not self._broken:
                 await self._apply(change, chunks, rolls)
         except Exception:
             log.exception("channel %s: showing the reply failed", self.head.channel_id)
+            return False
+        return self._next_change(chunks, rolls) is None
 
     def _layout(self) -> list[str]:
         settled, rest = settled_chunks(self._text, REPLY_CHUNK_CHARS)

@@ -149,9 +149,10 @@ class TerminalReplyStream:
             rest = f"\n  (the DM corrects that)\n{_label(reply.kind)}: {reply.text}"
         self._write(f"{rest}\n{_dice_lines(reply.rolls[self.dice_shown:])}\n")
 
-    async def abandon(self, text: str) -> None:
-        """Print the notice after what was printed."""
+    async def abandon(self, text: str) -> bool:
+        """Print the notice after what was printed (a terminal cannot take text back)."""
         self._write(f"\n\n{_label('notice')}: {text}\n\n")
+        return True
 
 
 class TerminalNarrator:

@@ -159,9 +159,11 @@ class ReplyStream(Protocol):
         """The reply is stored: show exactly ``reply``, as ``Narrator.deliver`` would have,
         replacing what was shown."""
 
-    async def abandon(self, text: str) -> None:
+    async def abandon(self, text: str) -> bool:
         """No reply will come (the model failed, the bot is stopping): replace whatever was shown
-        with ``text``, a notice, so nothing half-written stays in front of the table."""
+        with ``text``, a notice, so nothing half-written stays in front of the table. Returns True
+        when the table now reads ``text`` (False: the platform refused; the core then tells the
+        table the ordinary way). Cancelling it leaves whatever the last finished request showed."""
 
 
 class Narrator(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 from bot.game.ports import ModelPort
 from bot.game.streaming import NarrationStream
 from bot.game.tools import TOOL_SCHEMAS, ToolContext, run_tool
+from bot.llm.errors import LLMError
 from bot.llm.types import ChatResult
 from bot.models import GuildConfig
 
@@ -68,6 +69,10 @@ async def converse(model: ModelPort, prompt: list[dict[str, Any]], tools: ToolCo
             result = await model.chat(messages, model=config.model, temperature=config.temperature,
                                       max_tokens=config.max_tokens, tools=TOOL_SCHEMAS if with_tools else None,
                                       on_text=narration.feed if narration is not None else None)
+        except LLMError as exc:
+            if exc.partial is not None:  # a stream that broke after text: its tokens still count
+                conversation.calls.append(exc.partial)
+            raise
         finally:
             conversation.model_s += time.perf_counter() - started
         conversation.calls.append(result)

@@ -18,6 +18,7 @@ GUILD_BUDGET_MESSAGE = ("This server's daily DM budget is spent. The story conti
                         "admin can raise it with /config set.")
 PLAYER_BUDGET_MESSAGE = "A player's daily DM budget is spent; the DM will answer their actions again tomorrow (UTC)."
 LOST_THREAD = "*The DM lost the thread mid-scene.*"  # a streamed reply that failed is edited to this + why
+RETRY_KEPT = "The last reply stays as it was; try /retry again in a moment."
 STOPPED_MID_REPLY = "The DM had to step away; your actions are saved and will be answered when the DM is back."
 FAILED_TURN_NOTICE = ("Something went wrong on the DM's side of the screen. Your actions are saved; the DM "
                       "will answer them with the next action.")

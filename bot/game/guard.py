@@ -32,6 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from bot.game.errors import EmptyReply
@@ -97,12 +98,14 @@ class Verdict:
     """The guard's answer: the text to show, what it changed, and whether the reply failed (a leak
     or nothing left), in which case ``text`` must not be shown. ``cut``: the reply was cut short (a
     turn-ending token, a player's voice, a forged record, copied sheets, a loop): whatever the model
-    writes after that point is discarded, so a streamed reply can stop there."""
+    writes after that point is discarded, so a streamed reply can stop there; ``cut_by`` names the rule
+    ("template", "player_voice", "table_line", "context_echo" or "repetition")."""
 
     text: str
     interventions: tuple[Intervention, ...]
     failed: bool
     cut: bool = False
+    cut_by: Intervention | None = None
 
 
 def _strip_template(text: str) -> tuple[str, bool]:
@@ -200,7 +203,7 @@ def _cut_repetition(text: str) -> tuple[str, bool]:
     return text[:cut].rstrip(), True
 
 
-def _longest_run(words: Sequence[str], shingles: set[tuple[str, ...]], size: int) -> int:
+def _longest_run(words: Sequence[str], shingles: frozenset[tuple[str, ...]] | set[tuple[str, ...]], size: int) -> int:
     """The most consecutive words of ``words`` that appear verbatim (as ``size``-word shingles) in
     the source the ``shingles`` come from; 0 when no shingle matches."""
     best = run = 0
@@ -213,18 +216,26 @@ def _longest_run(words: Sequence[str], shingles: set[tuple[str, ...]], size: int
     return best
 
 
+@lru_cache(maxsize=64)
+def _rule_shingles(rules_text: str) -> tuple[int, frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+    """(words in the rules, their ``SHINGLE_WORDS``-word shingles, the persona's
+    ``PERSONA_RUN_WORDS``-word shingles), built once per rules text (a session's stays the same)."""
+    rule_words = _WORD.findall(rules_text.casefold())
+    shingles = frozenset(tuple(rule_words[i:i + SHINGLE_WORDS]) for i in range(len(rule_words) - SHINGLE_WORDS + 1))
+    first = _WORD.findall(re.split(r"(?<=[.!?])\s", rules_text.strip(), maxsplit=1)[0].casefold())
+    persona = frozenset(tuple(first[i:i + PERSONA_RUN_WORDS]) for i in range(len(first) - PERSONA_RUN_WORDS + 1))
+    return len(rule_words), shingles, persona
+
+
 def _leaks_prompt(text: str, rules_text: str) -> bool:
     """True when ``text`` repeats the DM rules: ``LEAK_RUN_WORDS`` consecutive words of them, or
     ``PERSONA_RUN_WORDS`` of their first sentence (the persona, which no narration restates)."""
-    rule_words = _WORD.findall(rules_text.casefold())
+    rule_count, shingles, persona = _rule_shingles(rules_text)
     words = _WORD.findall(text.casefold())
-    if len(rule_words) < PERSONA_RUN_WORDS or len(words) < PERSONA_RUN_WORDS:
+    if rule_count < PERSONA_RUN_WORDS or len(words) < PERSONA_RUN_WORDS:
         return False
-    shingles = {tuple(rule_words[i:i + SHINGLE_WORDS]) for i in range(len(rule_words) - SHINGLE_WORDS + 1)}
     if _longest_run(words, shingles, SHINGLE_WORDS) >= LEAK_RUN_WORDS:
         return True
-    first = _WORD.findall(re.split(r"(?<=[.!?])\s", rules_text.strip(), maxsplit=1)[0].casefold())
-    persona = {tuple(first[i:i + PERSONA_RUN_WORDS]) for i in range(len(first) - PERSONA_RUN_WORDS + 1)}
     return any(tuple(words[i:i + PERSONA_RUN_WORDS]) in persona for i in range(len(words) - PERSONA_RUN_WORDS + 1))
 
 
@@ -232,7 +243,7 @@ def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
     """Apply every rule of the module docstring to ``text`` (the model's narration)."""
     done: list[Intervention] = []
     text = text or ""
-    cut = _STOP.search(_THINK.sub("", text)) is not None
+    cut_by: Intervention | None = "template" if _STOP.search(_THINK.sub("", text)) is not None else None
     steps: tuple[tuple[Intervention, Callable[[str], tuple[str, bool]]], ...] = (
         ("template", _strip_template), ("wrapper", _unwrap), ("role_prefix", _strip_role))
     for rule, step in steps:
@@ -245,15 +256,16 @@ def guard(text: str, context: GuardContext = GuardContext()) -> Verdict:
     text, looped = _cut_repetition(text)
     if looped:
         done.append("repetition")
-    cut = cut or line_cut is not None or looped
+    cut_by = cut_by or line_cut or ("repetition" if looped else None)
+    cut = cut_by is not None
     text = text.strip()
     if any(len(s) >= SECRET_MIN_CHARS and s in text for s in context.secrets):
-        return Verdict("", (*done, "secret_leak"), True, cut)
+        return Verdict("", (*done, "secret_leak"), True, cut, cut_by)
     if _leaks_prompt(text, context.rules_text):
-        return Verdict("", (*done, "prompt_leak"), True, cut)
+        return Verdict("", (*done, "prompt_leak"), True, cut, cut_by)
     if not text:
-        return Verdict("", (*done, "empty"), True, cut)
-    return Verdict(text, tuple(done), False, cut)
+        return Verdict("", (*done, "empty"), True, cut, cut_by)
+    return Verdict(text, tuple(done), False, cut, cut_by)
 
 
 def check(text: str, context: GuardContext = GuardContext()) -> str | None:

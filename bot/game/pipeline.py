@@ -45,7 +45,14 @@ from bot.game.combat_tools import CombatTools, sync_fight
 from bot.game.context import build_prompt, encounter_block
 from bot.game.converse import Conversation, converse, without_tool_rounds
 from bot.game.encounter import EncounterService
-from bot.game.errors import FAILED_TURN_NOTICE, LOST_THREAD, STOPPED_MID_REPLY, EmptyReply, ModeratedOutput
+from bot.game.errors import (
+    FAILED_TURN_NOTICE,
+    LOST_THREAD,
+    RETRY_KEPT,
+    STOPPED_MID_REPLY,
+    EmptyReply,
+    ModeratedOutput,
+)
 from bot.game.guard_step import GuardStep
 from bot.game.ledger import UsageLedger
 from bot.game.lore import RECENT_MESSAGES, LoreRecall, unknown_names
@@ -335,7 +342,9 @@ class TurnPipeline:
         """A turn failed after its narration was shown: the shown message becomes the notice (the
         DM lost the thread, and why). True when the table was told. Never raises; bounded by
         ``ABANDON_SECONDS`` (it also runs while the bot shuts down)."""
-        if isinstance(exc, BotError):
+        if narration.head.kind == "retry":
+            why = RETRY_KEPT  # a failed retry changes nothing: the old reply stands
+        elif isinstance(exc, BotError):
             why = exc.player_message
         elif isinstance(exc, asyncio.CancelledError):
             why = STOPPED_MID_REPLY
@@ -436,5 +445,6 @@ class TurnPipeline:
         reply = DMReply(channel_id=session.channel_id, text=f"{opening}\n\n{shown}" if opening else shown, turn=turn,
                         rolls=tuple(tools.rolls), campaign_id=session.campaign.id, kind=request.kind,
                         answered_message_ids=self.answered_ids(request))
-        if narration is None or not await narration.finish(reply):
+        # shielded: the reply is stored; a shutdown now must not leave its messages half-written
+        if narration is None or not await asyncio.shield(narration.finish(reply)):
             await self.narrator.deliver(reply)

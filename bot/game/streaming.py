@@ -22,20 +22,26 @@ sentence (or ``FIRST_POST_CHARS`` characters) can be shown, then hands it every 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.game.api import DMReply, Narrator, ReplyStream
-from bot.game.guard import GuardContext, guard
+from bot.game.guard import SECRET_MIN_CHARS, GuardContext, guard
 from bot.models import RollRecord
 
 FIRST_POST_CHARS = 32  # characters of narration that open the first message when no sentence has ended yet
 NAME_LABEL_SLACK = 34  # characters a name label may run past the name before its colon (the guard's 30, + markup)
-GENERIC_LABELS = ("player", "user", "you", "human", "dm", "gm", "narrator", "assistant", "system", "table", "###")
+GENERIC_LABELS = ("player", "user", "you", "human", "dm", "gm", "narrator", "assistant", "system", "table",
+                  "dungeon master", "game master", "storyteller", "### instruction", "### response", "### input")
 GENERIC_LABEL_SLACK = 4  # "Player 2:", "**User**:"
 BRACKET_HOLD = 100  # an unclosed "[" at a line's start is held this long (the guard reads 80-character labels)
 TOKEN_HOLD = 40  # an unclosed "<" or "[" within this many characters of the end is held
 _LEAD = re.compile(r"^\s*(?:[-•>*]\s*)*(?:\*\*|__|\*)?\s*\[?\s*")
+_BULLETS = re.compile(r"^[\s\-•>*]*")
+_BOUNDARY = re.compile(r"(?:\n|[.!?…][\"')\]*_]*\s)")
+_CHECK_AT = ("\n", "<", "[", ":", ".", "!", "?", "…")  # a piece with one of these is checked at once
+CHECK_EVERY_SECONDS = 0.15  # otherwise the guard looks at the stream at most this often
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]*_]*(?:\s|$)")
 _STOPPING = ("secret_leak", "prompt_leak")
 NO_CONTEXT = GuardContext()
@@ -52,8 +58,8 @@ class StreamView:
 
 def _may_become_label(line: str, names: Sequence[str]) -> bool:
     """True when the unfinished ``line`` could still grow into a speaker label the guard cuts at."""
-    stripped = line.lstrip()
-    if stripped.startswith(("[", "**[", "> [")) and "]" not in stripped:
+    stripped = _BULLETS.sub("", line)
+    if stripped.startswith(("[", "**[", "__[")) and "]" not in stripped:
         return len(stripped) < BRACKET_HOLD
     head = _LEAD.sub("", line).casefold()
     if not head:
@@ -67,14 +73,11 @@ def _may_become_label(line: str, names: Sequence[str]) -> bool:
 
 def _secret_hold(text: str, secrets: Sequence[str]) -> int:
     """Where a configured secret may be starting in ``text``: the index of the earliest suffix that
-    is a prefix of a secret, or of an 8-character start of one; ``len(text)`` when none."""
+    is a prefix of a secret (of ``SECRET_MIN_CHARS`` or more); ``len(text)`` when none."""
     hold = len(text)
     for secret in secrets:
-        if not secret:
+        if len(secret) < SECRET_MIN_CHARS:  # the guard ignores these too (they occur in ordinary words)
             continue
-        found = text.find(secret[:8])
-        if found >= 0:
-            hold = min(hold, found)
         for k in range(min(len(secret), len(text)), 0, -1):
             if text.endswith(secret[:k]):
                 hold = min(hold, len(text) - k)
@@ -92,11 +95,13 @@ def visible(raw: str, context: GuardContext = NO_CONTEXT) -> StreamView:
         A ``StreamView``; its text is always a prefix of (or equal to) the guard's text for ``raw``.
     """
     verdict = guard(raw, context)
+    if verdict.failed and any(i in _STOPPING for i in verdict.interventions):
+        return StreamView("", True)  # a leak: stop at once, show nothing of it
+    if verdict.cut and _final_cut(raw, context):
+        return StreamView(verdict.text, True)
     if verdict.failed:
-        return StreamView("", verdict.cut or any(i in _STOPPING for i in verdict.interventions))
+        return StreamView("", False)
     text = verdict.text
-    if verdict.cut:
-        return StreamView(text, True)
     hold = _secret_hold(text, context.secrets)
     if not raw.endswith("\n"):
         start = text.rfind("\n") + 1
@@ -111,9 +116,22 @@ def visible(raw: str, context: GuardContext = NO_CONTEXT) -> StreamView:
     following = text[hold:hold + 1] if hold < len(text) else ("" if raw[-1:].isspace() else "more")
     if shown and not shown[-1].isspace() and following and not following.isspace():
         space = max(shown.rfind(" "), shown.rfind("\n"))
-        if space > 0 and not (hold == len(text) and _SENTENCE_END.search(shown[-3:])):
+        if space > 0 and not _SENTENCE_END.search(shown[-3:]):
             shown = shown[:space]  # a word still being written (or held back)
     return StreamView(shown.rstrip(), False)
+
+
+def _final_cut(raw: str, context: GuardContext) -> bool:
+    """Whether the guard's cut of ``raw`` stands whatever the model writes next: a label, a forged
+    record or a template token is final once the words that make it are whole (the last word may
+    still be growing: ``### Instruction`` may become ``### Instructions``); a repeat is final once
+    its sentence has ended (``The drums beat`` may go on ``faster``)."""
+    words_done = raw if raw[-1:].isspace() else raw[:max(raw.rfind(" "), raw.rfind("\n")) + 1]
+    by_words = guard(words_done, context)
+    if by_words.cut and by_words.cut_by != "repetition":
+        return True
+    ends = [m.end() for m in _BOUNDARY.finditer(raw)]
+    return bool(ends) and guard(raw[:ends[-1]], context).cut
 
 
 def ready_to_open(text: str) -> bool:
@@ -145,6 +163,7 @@ class NarrationStream:
         self.stopped = False
         self.stream: ReplyStream | None = None
         self.unavailable = False
+        self._checked_at = 0.0
 
     @property
     def opened(self) -> bool:
@@ -155,6 +174,10 @@ class NarrationStream:
         """Take the next piece of the model's text; returns False when the guard ended the reply
         (the caller stops the stream). Shows the visible text when it changed."""
         self.raw += delta
+        now = time.monotonic()
+        if self.opened and not any(c in delta for c in _CHECK_AT) and now - self._checked_at < CHECK_EVERY_SECONDS:
+            return True  # plain words: looked at with the next piece that may change the verdict
+        self._checked_at = now
         view = visible(self.raw, self.context)
         self.stopped = view.stop
         if view.text != self.shown and (self.opened or ready_to_open(view.text)):
@@ -178,18 +201,19 @@ class NarrationStream:
         return True
 
     async def abandon(self, text: str) -> bool:
-        """Replace what was shown with the notice ``text``; False when nothing was shown (the
-        caller tells the table the ordinary way)."""
+        """Replace what was shown with the notice ``text``. True when the table now reads it in place
+        of the reply; False when nothing was shown or the adapter could not show it (the caller then
+        tells the table the ordinary way)."""
         if self.stream is None:
             return False
-        await self.stream.abandon(text)
-        return True
+        return await self.stream.abandon(text)
 
     async def _show(self, text: str) -> None:
         if self.stream is None:
             if self.unavailable:
                 return
-            self.stream = self.narrator.stream(self.head)
+            opener = getattr(self.narrator, "stream", None)
+            self.stream = opener(self.head) if opener is not None else None
             if self.stream is None:
                 self.unavailable = True
                 return

@@ -5,6 +5,7 @@ says what an admin can do about it."""
 from __future__ import annotations
 
 from bot.errors import BotError
+from bot.llm.types import ChatResult
 
 
 class LLMError(BotError):
@@ -15,9 +16,14 @@ class LLMError(BotError):
         status: HTTP status code, or None when no answer came (timeout, connection).
         request_id: the endpoint's ``x-request-id`` header, if any.
         attempts: HTTP attempts made before giving up.
+
+    ``partial``: for a stream that failed after text arrived, the ``ChatResult`` of what arrived
+    (usage estimated unless the endpoint reported it), so the call is still counted against usage
+    and budgets; None otherwise.
     """
 
     player_message_default = "The DM lost their train of thought. Try again in a moment."
+    partial: ChatResult | None = None
 
     def __init__(self, message: str = "", *, status: int | None = None, request_id: str | None = None,
                  attempts: int = 1, player_message: str | None = None,

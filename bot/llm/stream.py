@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,20 @@ def usage_of(u: Any) -> Usage:
     return Usage(int(u.prompt_tokens or 0), int(u.completion_tokens or 0), int(cached))
 
 
-def estimated_usage(messages: list[dict[str, Any]], text: str, calls: tuple[ToolCall, ...], model: str) -> Usage:
-    """Usage counted locally (tiktoken) for a call whose endpoint reported none: the prompt's tokens and
-    the tokens of the text and tool calls received; ``estimated=True``."""
+def estimated_usage(kwargs: dict[str, Any], text: str, calls: tuple[ToolCall, ...], model: str) -> Usage:
+    """Usage counted locally (tiktoken) for a call whose endpoint reported none: the prompt's tokens
+    (messages and tool schemas of the request ``kwargs``) and the tokens of the text and tool calls
+    received; ``estimated=True``."""
     completion = count_tokens(text, model) + sum(count_tokens(c.name + c.arguments, model) for c in calls)
-    return Usage(count_message_tokens(messages, model), completion, 0, estimated=True)
+    prompt = count_message_tokens(kwargs["messages"], model)
+    if kwargs.get("tools"):
+        prompt += count_tokens(json.dumps(kwargs["tools"]), model)
+    return Usage(prompt, completion, 0, estimated=True)
+
+
+class CallbackFailed(Exception):
+    """The caller's ``on_text`` raised: carried through the retry layer untouched (it is the
+    caller's error, not the endpoint's) and re-raised as the original exception."""
 
 
 def _refuses_stream_options(exc: BaseException) -> bool:
@@ -78,6 +88,26 @@ class _Received:
     request_id: str | None = None
     shown: bool = False
     stopped: bool = False
+    keys: dict[int, int] = field(default_factory=dict)  # the delta's index -> the slot it fills now
+
+
+async def _hand_on(on_text: OnText, delta: str) -> bool:
+    try:
+        return await on_text(delta)
+    except Exception as exc:
+        raise CallbackFailed() from exc
+
+
+def _slot(got: _Received, tc: Any) -> dict[str, str]:
+    """The tool call a streamed tool-call delta belongs to. Calls are told apart by ``index``, except
+    that a delta bringing a new ``id`` for an index whose call already has one opens a new call:
+    Ollama's compatible API sends index 0 for every parallel call."""
+    index = tc.index if isinstance(getattr(tc, "index", None), int) else -1
+    key = got.keys.get(index)
+    if key is None or (tc.id and got.calls[key]["id"] and got.calls[key]["id"] != tc.id):
+        key = len(got.calls)
+        got.keys[index] = key
+    return got.calls.setdefault(key, {"id": "", "name": "", "arguments": ""})
 
 
 async def _consume(stream: Any, got: _Received, on_text: OnText) -> None:
@@ -90,6 +120,8 @@ async def _consume(stream: Any, got: _Received, on_text: OnText) -> None:
         ctype = (response.headers.get("content-type") or "") if response is not None else "text/event-stream"
         if response is not None and not ctype.startswith("text/event-stream"):
             completion = ChatCompletion.model_validate(json.loads(await response.aread()))
+            if not completion.choices:
+                raise ValueError("a completion without choices")
             choice = completion.choices[0]
             got.model = completion.model or got.model
             got.usage = usage_of(completion.usage) if completion.usage else None
@@ -101,8 +133,7 @@ async def _consume(stream: Any, got: _Received, on_text: OnText) -> None:
             if choice.message.content:
                 got.text.append(choice.message.content)
                 got.shown = True
-                if not await on_text(choice.message.content):
-                    got.stopped = True
+                await _hand_on(on_text, choice.message.content)  # the whole text is here: nothing to stop
             return
         async for chunk in stream:
             got.model = getattr(chunk, "model", None) or got.model
@@ -113,11 +144,11 @@ async def _consume(stream: Any, got: _Received, on_text: OnText) -> None:
                 if delta is not None and delta.content:
                     got.text.append(delta.content)
                     got.shown = True
-                    if not await on_text(delta.content):
+                    if not await _hand_on(on_text, delta.content):
                         got.stopped = True
                         return
                 for tc in (delta.tool_calls if delta is not None else None) or []:
-                    slot = got.calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                    slot = _slot(got, tc)
                     if tc.id:
                         slot["id"] = tc.id
                     if tc.function is not None:
@@ -168,14 +199,25 @@ async def streamed_chat(client: LLMClient, kwargs: dict[str, Any], on_text: OnTe
     def retryable(exc: BaseException) -> bool:
         return not got.shown and is_transient(exc)
 
-    _, attempts, started = await client.retrying(send, deadline_s=deadline_s, estimate=client.estimate_tokens(kwargs),
-                                                 retryable=retryable)
+    try:
+        _, attempts, started = await client.retrying(send, deadline_s=deadline_s,
+                                                     estimate=client.estimate_tokens(kwargs), retryable=retryable)
+    except CallbackFailed as exc:
+        raise exc.__cause__ or exc from None
+    except E.LLMError as exc:
+        if got.shown:  # the endpoint bills what it wrote: keep the call for the usage ledger and budgets
+            text = "".join(got.text)
+            calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(got.calls.items()))
+            model = got.model or kwargs["model"]
+            exc.partial = client.finish(text, calls, None, got.usage or estimated_usage(kwargs, text, calls, model),
+                                        model, time.perf_counter(), got.request_id, exc.attempts)
+        raise
     if got.finish == "content_filter":
         raise E.ContentRefused("reply stopped by the content filter", request_id=got.request_id, attempts=attempts)
     text = "".join(got.text)
     calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(got.calls.items()))
     usage = got.usage
-    if usage is None or got.stopped:
-        usage = estimated_usage(kwargs["messages"], text, calls, got.model or kwargs["model"])
+    if usage is None:  # no usage chunk: the endpoint sends none, or the caller stopped the stream first
+        usage = estimated_usage(kwargs, text, calls, got.model or kwargs["model"])
     return client.finish(text, calls, None if got.stopped else got.finish, usage, got.model or kwargs["model"],
                          started, got.request_id, attempts)

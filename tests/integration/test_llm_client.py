@@ -390,10 +390,13 @@ async def test_a_stream_that_breaks_after_text_is_not_retried(mode: str) -> None
         server.push(Reply(STORY, fail_after_chars=30, fail_mode=mode), Reply("never asked for"))
         async with client(server.url) as c:
             deltas: list[str] = []
-            with pytest.raises(E.ServiceUnavailable):
+            with pytest.raises(E.ServiceUnavailable) as failed:
                 await c.chat(MESSAGES, on_text=collect(deltas))
         assert "".join(deltas) == STORY[:30]
         assert len(server.chat_requests) == 1
+        partial = failed.value.partial  # what arrived is billed: kept for the usage ledger
+        assert partial is not None and partial.text == STORY[:30]
+        assert partial.usage == Usage(*cookbook_tokens(MESSAGES, STORY[:30]), 0, estimated=True)
 
 
 async def test_a_server_that_does_not_stream_answers_whole() -> None:
@@ -438,3 +441,28 @@ async def test_a_stream_stopped_by_the_caller_ends_with_what_arrived() -> None:
         assert deltas == [STORY[:12], STORY[12:24]] and result.text == STORY[:24]
         assert result.finish_reason is None
         assert result.usage == Usage(*cookbook_tokens(MESSAGES, STORY[:24]), 0, estimated=True)
+
+
+async def test_parallel_tool_calls_streamed_with_one_index_stay_apart() -> None:
+    async with FakeOpenAI() as server:  # Ollama streams every parallel call with index 0
+        server.push(Reply(None, tool_calls=[ToolCallSpec("roll_dice", {"expression": "1d20+5"}, id="call_a"),
+                                            ToolCallSpec("roll_dice", {"expression": "1d20+2"}, id="call_b")],
+                          tool_index_zero=True))
+        async with client(server.url) as c:
+            result = await c.chat(MESSAGES, tools=[{"type": "function", "function": {"name": "roll_dice"}}],
+                                  on_text=collect([]))
+    assert [(t.id, t.name, t.arguments) for t in result.tool_calls] == [
+        ("call_a", "roll_dice", '{"expression": "1d20+5"}'), ("call_b", "roll_dice", '{"expression": "1d20+2"}')]
+
+
+async def test_an_error_in_the_callers_on_text_is_the_callers_not_the_endpoints() -> None:
+    async with FakeOpenAI() as server:
+        server.push(Reply(STORY))
+
+        async def broken(delta: str) -> bool:
+            raise KeyError("a bug in the caller")
+
+        async with client(server.url) as c:
+            with pytest.raises(KeyError, match="a bug in the caller"):
+                await c.chat(MESSAGES, on_text=broken)
+        assert len(server.chat_requests) == 1  # not retried, not turned into MalformedResponse

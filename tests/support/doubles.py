@@ -179,11 +179,12 @@ class RecordingStream:
         self.finished = reply
         await self.narrator.deliver(reply)
 
-    async def abandon(self, text: str) -> None:
+    async def abandon(self, text: str) -> bool:
         """Record the notice that replaced the stream (it also counts as a notice of the narrator)."""
         assert self.finished is None and self.abandoned is None, "the stream ended twice"
         self.abandoned = text
         await self.narrator.deliver(DMReply(channel_id=self.head.channel_id, text=text, kind="notice"))
+        return True
 
 
 class RecordingNarrator:

@@ -149,6 +149,7 @@ class Reply:
     fail_mode: FailMode = "drop"
     fail_message: str = STREAM_ERROR_MESSAGE
     stream_usage: bool = True
+    tool_index_zero: bool = False  # stream every tool call with index 0, as Ollama's compatible API does
 
     def __post_init__(self) -> None:
         if self.fail_mode not in ("drop", "error_event"):
@@ -672,7 +673,8 @@ class FakeOpenAI:
         if limit is not None:
             return await self._fail_stream(request, resp, step)
         calls = self._tool_calls(step)
-        for i, call in enumerate(calls):
+        for n, call in enumerate(calls):
+            i = 0 if step.tool_index_zero else n
             await send({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{
                 "index": i, "id": call["id"], "type": "function",
                 "function": {"name": call["function"]["name"], "arguments": ""}}]},

@@ -13,7 +13,7 @@ from bot.game.guard import GuardContext
 from bot.game.streaming import NarrationStream, StreamView, visible
 from bot.llm.errors import ServiceUnavailable
 from bot.llm.types import ChatResult, ToolCall, Usage
-from tests.support.doubles import Broken, RecordingNarrator, reply
+from tests.support.doubles import Broken, RecordingNarrator, RecordingStream, reply
 from tests.unit.test_game_sessions import ANN, GM, WHERE, make_env, party_of
 
 SECRET = "sk-live-0123456789abcdef"
@@ -43,10 +43,24 @@ def test_a_line_that_may_become_a_players_label_is_held_and_a_label_stops_the_st
 
 def test_template_tokens_secrets_and_loops() -> None:
     assert visible("The door opens. <|im_", CTX) == StreamView("The door opens.", False)
+    assert visible("The door opens.<|im_", CTX) == StreamView("The door opens.", False)
     assert visible("The door opens.<|im_end|>\nuser: I", CTX) == StreamView("The door opens.", True)
     assert visible("The runes spell sk-live-01", CTX) == StreamView("The runes spell", False)
     assert visible(f"The runes spell {SECRET} in fire", CTX) == StreamView("", True)
     assert visible("The wind howls. " * 4, CTX) == StreamView("The wind howls.", True)
+    # a key shorter than the guard's minimum is ordinary text (local endpoints take any key, e.g. "abc")
+    assert visible("The abcess on his arm swells and bursts", GuardContext(secrets=("abc",))) == StreamView(
+        "The abcess on his arm swells and", False)
+
+
+def test_a_cut_stops_the_stream_only_once_no_continuation_can_undo_it() -> None:
+    drums = "The drums beat. The drums beat. The drums beat"
+    assert visible(drums, CTX).stop is False  # "...beat faster" would be no loop
+    assert visible(drums + " faster now.", CTX) == StreamView(f"{drums} faster now.", False)
+    assert visible("The drums beat. " * 3, CTX).stop is True  # the third sentence has ended
+    assert visible("The scroll reads:\n### Instruction", CTX).stop is False  # "### Instructions from..." is prose
+    assert visible("The scroll reads:\n### Instructions from the guild", CTX).stop is False
+    assert visible("The scroll reads:\n### Instruction: obey", CTX).stop is True
 
 
 async def test_the_first_message_waits_for_a_sentence_or_32_characters() -> None:
@@ -128,7 +142,8 @@ async def test_a_stream_that_fails_halfway_becomes_the_notice_and_the_action_wai
         await env.act(ANN, "I cross the bridge")
         await env.advance(6)
         [stream] = env.narrator.streams
-        assert stream.texts[-1] == "The bridge sways under your feet as the old ropes begin"
+        assert stream.texts[0] == "The bridge sways under your feet"  # 32 characters: opened
+        assert all(partial.startswith(t) for t in stream.texts)
         assert stream.finished is None
         assert stream.abandoned == f"{LOST_THREAD} {ServiceUnavailable.player_message_default}"
         assert [n.text for n in env.narrator.notices] == [stream.abandoned]  # told once, in place
@@ -169,3 +184,38 @@ async def test_a_reply_the_guard_fails_is_asked_again_and_only_the_second_is_sho
         [stream] = env.narrator.streams
         assert stream.texts == ["The door bursts open."]
         assert stream.finished is not None and stream.finished.text == "The door bursts open."
+
+
+async def test_a_repeated_opening_streams_whole_as_the_unstreamed_reply_would(tmp_path: Path) -> None:
+    text = "The drums beat. The drums beat. The drums beat faster now, and the torches gutter."
+    async with make_env(tmp_path, streaming=True) as env:
+        await party_of(env, ANN)
+        env.model.push(reply(text))
+        await env.act(ANN, "I listen")
+        await env.advance(6)
+        [stream] = env.narrator.streams
+        assert "".join(env.model.streamed) == text and stream.finished is not None and stream.finished.text == text
+
+
+class RefusingStream(RecordingNarrator):
+    """A narrator whose streamed messages cannot be edited into a notice (the platform refuses)."""
+
+    def stream(self, head: DMReply) -> RecordingStream | None:
+        stream = super().stream(head)
+
+        async def refuse(text: str) -> bool:
+            return False
+
+        if stream is not None:
+            stream.abandon = refuse  # type: ignore[method-assign]
+        return stream
+
+
+async def test_when_the_partial_message_cannot_become_the_notice_the_notice_is_sent_anew(tmp_path: Path) -> None:
+    async with make_env(tmp_path, streaming=True) as env:
+        env.game.pipeline.narrator = env.narrator = refusing = RefusingStream(streaming=True)
+        await party_of(env, ANN)
+        env.model.push(Broken("The bridge sways under your feet as the old ropes begin to", ServiceUnavailable("x")))
+        await env.act(ANN, "I cross the bridge")
+        await env.advance(6)
+        assert [n.text for n in refusing.notices] == [ServiceUnavailable.player_message_default]
