@@ -7,7 +7,9 @@ stream that breaks halfway and moderation are seen as Discord would see them."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
+import time
 from pathlib import Path
 
 from bot.game.errors import LOST_THREAD
@@ -31,6 +33,7 @@ async def test_a_reply_is_posted_at_its_first_words_and_edited_at_most_once_a_se
         await start_with_party(t)
         before = len(t.fake.messages_in(t.fake.channel_id))
         t.model.push(Reply(SCENE, first_token_s=0.3, tokens_per_s=40))
+        sent_at = time.monotonic()
         await t.fake.send_message(t.fake.channel_id, t.fake.players[0], "We cross the bridge")
         await t.fake.wait_for(lambda: [m["content"] for m in t.fake.shown_in(t.fake.channel_id)[before:]] == [SCENE],
                               timeout=30, what="the streamed reply to end as the whole scene")
@@ -41,6 +44,14 @@ async def test_a_reply_is_posted_at_its_first_words_and_edited_at_most_once_a_se
         assert SCENE.startswith(posted["content"]) and len(posted["content"]) < len(SCENE) // 4
         edits = t.fake.edits_of(posted["id"])
         assert 2 <= len(edits) <= math.ceil(stream_s) + 1, (len(edits), stream_s)
+        # the pace while written: a second or more between requests, at most 3 in any 5 s (the last
+        # edit, the finished reply, is not held back)
+        times = [r.at for r in t.fake.bucket_log if r.at >= sent_at and r.channel_id == str(t.fake.channel_id)
+                 and (r.method == "POST" or r.path.endswith(f"/messages/{posted['id']}"))]
+        assert len(times) == 1 + len(edits)
+        streaming = times[:-1]
+        assert all(b - a >= 0.99 for a, b in itertools.pairwise(streaming)), streaming
+        assert all(sum(1 for x in streaming if a <= x < a + 5.0) <= 3 for a in streaming), streaming
         assert all(SCENE.startswith(e["content"]) for e in edits)
         assert t.fake.rate_limited == []
         for body in [posted, *edits]:
