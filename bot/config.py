@@ -152,6 +152,15 @@ class Settings(BaseSettings):
             raise ValueError("SUMMARY_TRIGGER_TOKENS must be larger than SUMMARY_TOKEN_CAP")
         return self
 
+    def owns_guild(self, guild_id: int | None) -> bool:
+        """Whether this process's shards receive ``guild_id``'s events: always without
+        ``DISCORD_SHARD_IDS`` (this process runs every shard); else by Discord's sharding formula,
+        ``shard_id = (guild_id >> 22) % shard_count`` (Discord API docs, "Gateway: Sharding"). Direct
+        messages and terminal play (no guild) belong to every process."""
+        if guild_id is None or not self.discord_shard_ids or not self.discord_shard_count:
+            return True
+        return (guild_id >> 22) % self.discord_shard_count in self.discord_shard_ids
+
     # --- derived paths ---------------------------------------------------------------------------
     @property
     def database_target(self) -> str:

@@ -6,6 +6,15 @@ idle for ``session_idle_seconds`` with nothing pending or running is unloaded an
 next use. "This channel has no campaign" is remembered for a short while so chatter in other
 channels costs no query. ``start`` loads the campaigns that a previous process left with unanswered
 actions, so they are answered at once.
+
+Several processes may share one database (``bot.store.leases``): a session loads only while this
+process holds its campaign's lease (renewed every ``LEASE_RENEW_SECONDS``, given back when the
+session unloads or the process closes), so two processes never answer one channel; a message for a
+campaign whose lease another live process holds is left to that process (it receives it too), and
+the lease is looked at again with the next message.
+Only campaigns of servers this process's shards receive are recovered (``Settings.owns_guild``),
+and every ``LEASE_RENEW_SECONDS`` campaigns with pending actions and no live lease (their process
+was killed) are taken over.
 """
 
 from __future__ import annotations
@@ -13,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 
 from bot.config import Settings
@@ -27,9 +39,34 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 EVICT_EVERY_SECONDS = 60.0
+LEASE_SECONDS = 15.0  # how long a campaign's lease lasts unless renewed (a killed process's expires then)
+LEASE_RENEW_SECONDS = 5.0  # how often the leases of loaded sessions are renewed and orphans taken over
 NO_CAMPAIGN_TTL_SECONDS = 30.0  # how long "this channel has no campaign" is remembered
 NO_CAMPAIGN_CACHE_MAX = 10_000
 DRAIN_POLL_SECONDS = 0.02
+
+def holder_is_dead(other: str, me: str) -> bool:
+    """Whether the lease holder ``other`` (``host:pid:random``) is certainly not running: it is on this
+    host and its pid is gone, or it has this process's own pid (an earlier run of a container whose
+    bot is always pid 1). A holder on another host is never known dead (its lease expires instead)."""
+    try:
+        host, pid_text, _ = other.rsplit(":", 2)
+        my_host, my_pid, _ = me.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != my_host:
+        return False
+    if str(pid) == my_pid:
+        return other != me
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
 
 Assemble = Callable[[GameSession], LiveSession]
 """Builds a loaded session's worker, memory keeper and sheet journal around its state."""
@@ -57,7 +94,9 @@ class SessionRegistry:
         self._loading: dict[int, asyncio.Lock] = {}
         self._no_campaign: dict[int, float] = {}
         self._evictor: asyncio.Task[None] | None = None
+        self._leaser: asyncio.Task[None] | None = None
         self.closing = False
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process, for leases
 
     async def get(self, channel_id: int) -> LiveSession | None:
         """The channel's session, loading it on first use; None without a live campaign, and for
@@ -97,12 +136,18 @@ class SessionRegistry:
         """Forget that the channel had no campaign."""
         self._no_campaign.pop(channel_id, None)
 
+    def _not_here(self, channel_id: int) -> None:
+        if len(self._no_campaign) >= NO_CAMPAIGN_CACHE_MAX:
+            self._no_campaign.clear()
+        self._no_campaign[channel_id] = time.monotonic() + NO_CAMPAIGN_TTL_SECONDS
+
     async def _load(self, channel_id: int) -> LiveSession | None:
         campaign = await self.store.campaigns.live_in_channel(channel_id)
         if campaign is None:
-            if len(self._no_campaign) >= NO_CAMPAIGN_CACHE_MAX:
-                self._no_campaign.clear()
-            self._no_campaign[channel_id] = time.monotonic() + NO_CAMPAIGN_TTL_SECONDS
+            self._not_here(channel_id)
+            return None
+        if not await self._lease(campaign.id):  # not cached: the moment it is free, this process answers
+            log.info("campaign %s is answered by another process (it holds the lease)", campaign.id)
             return None
         party = await self.store.characters.party(campaign.id)
         summary = await self.store.summaries.get(campaign.id)
@@ -122,6 +167,7 @@ class SessionRegistry:
             state.encounter = Encounter.from_dict(encounter)
         live = self.assemble(state)
         if self.closing:  # close() began while this loaded
+            await self._release(campaign.id)
             return None
         self.sessions[channel_id] = live
         if pending:
@@ -133,30 +179,88 @@ class SessionRegistry:
         if self.sessions.get(live.state.channel_id) is live:
             del self.sessions[live.state.channel_id]
         await live.close()
+        await self._release(live.state.campaign.id)
+
+    async def _lease(self, campaign_id: int) -> bool:
+        """Take the campaign's lease; a lease of a dead process on this machine (a killed bot
+        restarted at once) is taken over without waiting for it to expire."""
+        if await self.store.leases.acquire(campaign_id, self.holder, LEASE_SECONDS):
+            return True
+        other = await self.store.leases.holder(campaign_id)
+        if other is None or not holder_is_dead(other, self.holder):
+            return False
+        log.info("campaign %s: taking over the lease of %s, which is no longer running", campaign_id, other)
+        return await self.store.leases.take_over(campaign_id, other, self.holder, LEASE_SECONDS)
+
+    async def _release(self, campaign_id: int) -> None:
+        try:
+            await self.store.leases.release(campaign_id, self.holder)
+        except Exception:  # it expires on its own
+            log.warning("could not give back the lease of campaign %s", campaign_id, exc_info=True)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the sessions with actions left unanswered by a previous process and start eviction."""
-        for campaign in await self.store.campaigns.with_pending_actions():
-            live = await self.get(campaign.channel_id)
-            if live is not None:
-                log.info("campaign %s: answering %d actions left pending by the last run", campaign.id,
-                         len(live.state.pending))
+        """Load the sessions with actions left unanswered by a previous process (of this process's
+        servers, whose lease is free) and start eviction and lease renewal."""
+        await self.adopt()
         if self._evictor is None:
             self._evictor = asyncio.create_task(self._evict_loop(), name="session-evictor")
+        if self._leaser is None:
+            self._leaser = asyncio.create_task(self._lease_loop(), name="session-leases")
+
+    async def adopt(self) -> int:
+        """Load the campaigns of this process's servers that have unanswered actions and no session
+        here (left by a previous or a killed process; loading takes the lease, or finds it held by a
+        live process). Returns how many were loaded."""
+        loaded = 0
+        for campaign in await self.store.campaigns.with_pending_actions():
+            if campaign.channel_id in self.sessions or not self.settings.owns_guild(campaign.guild_id):
+                continue
+            self._no_campaign.pop(campaign.channel_id, None)
+            live = await self.get(campaign.channel_id)
+            if live is not None:
+                loaded += 1
+                log.info("campaign %s: answering %d actions left pending", campaign.id, len(live.state.pending))
+        return loaded
+
+    async def renew(self) -> int:
+        """Renew the lease of every loaded session; a session whose lease another process took (this
+        one stalled past ``LEASE_SECONDS``) is unloaded. Returns how many were unloaded."""
+        lost = []
+        for live in list(self.sessions.values()):
+            if not await self.store.leases.acquire(live.state.campaign.id, self.holder, LEASE_SECONDS):
+                lost.append(live)
+        for live in lost:
+            log.warning("campaign %s: another process took its lease; unloading it here", live.state.campaign.id)
+            if self.sessions.get(live.state.channel_id) is live:
+                del self.sessions[live.state.channel_id]
+            await live.close()
+        return len(lost)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                await self.renew()
+                await self.adopt()
+            except Exception:
+                log.exception("renewing campaign leases failed")
 
     async def close(self, grace_s: float) -> None:
         """Stop eviction and close every session; running turns get up to ``grace_s`` seconds. No
         session loads from now on."""
         self.closing = True
-        if self._evictor is not None:
-            self._evictor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor
-            self._evictor = None
+        for task in (self._evictor, self._leaser):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._evictor = self._leaser = None
         sessions = list(self.sessions.values())
         self.sessions.clear()
         await asyncio.gather(*(live.close(grace_s) for live in sessions), return_exceptions=True)
+        for live in sessions:  # the next process (a rolling deploy's new one) may take them at once
+            await self._release(live.state.campaign.id)
 
     def idle(self) -> bool:
         """True when no session has actions to answer (failed ones aside), a turn or a fold running."""

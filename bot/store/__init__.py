@@ -3,7 +3,7 @@
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
 ``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``,
-``refused``.
+``refused``, ``leases``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bot.store.db import Database, DatabaseUnavailable, IntegrityError, Migratio
 from bot.store.encounters import EncounterStore
 from bot.store.guard import GuardStore
 from bot.store.guild_config import GuildConfigStore, default_guild_config
+from bot.store.leases import LeaseStore
 from bot.store.lore import LoreStore
 from bot.store.refused import RefusedStore
 from bot.store.safety import SafetyStore
@@ -42,6 +43,7 @@ class Store:
         self.usage = UsageStore(db)
         self.guild_config = GuildConfigStore(db)
         self.refused = RefusedStore(db)
+        self.leases = LeaseStore(db)
 
 
 __all__ = ["ChapterDraft", "Database", "DatabaseUnavailable", "IntegrityError", "MigrationError", "Store",

@@ -8,9 +8,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.store import Database, Store
+from tests.support import game_helpers
 from tests.support.fake_openai import FakeOpenAI, Hang, Reply
 from tests.support.game_helpers import fast_settings, running_game
+
+pytestmark = pytest.mark.usefixtures("use_backend")  # each test on SQLite, then PostgreSQL
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = ("I grab the idol", "I cover the exit", "I read the runes aloud")
@@ -23,7 +28,7 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
             sys.executable, "-m", "tests.integration._game_child", str(tmp_path), hanging.url,
             ",".join(map(str, AUTHORS)),
             cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": game_helpers.DATABASE_URL or ""})
         assert child.stdin is not None and child.stdout is not None
         assert (await asyncio.wait_for(child.stdout.readline(), 30)).startswith(b"READY")
         for i, (author, text) in enumerate(zip(AUTHORS, ACTIONS)):
@@ -40,7 +45,7 @@ async def test_kill_mid_turn_then_restart_answers_pending(tmp_path: Path) -> Non
         child.send_signal(signal.SIGKILL)
         assert await child.wait() == -signal.SIGKILL
 
-    async with Database.open(fast_settings(tmp_path).database_path) as db:
+    async with Database.open(fast_settings(tmp_path).database_target) as db:
         pending = await Store(db).story.pending(1)
         assert [m.content for m in pending] == list(ACTIONS)
 

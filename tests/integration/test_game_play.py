@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.game.api import Actor, ChannelRef, CharacterSheetInput, IncomingMessage
 from bot.game.memory import SUMMARY_MARKER
 from tests.support.fake_openai import Error, FakeOpenAI, Reply, ToolCallSpec
 from tests.support.game_helpers import fast_settings, running_game
+
+pytestmark = pytest.mark.usefixtures("use_backend")  # each test on SQLite, then PostgreSQL
 
 WHERE = ChannelRef(guild_id=1, channel_id=10)
 PLAYERS = [Actor(101, "ann", is_admin=True), Actor(102, "bob"), Actor(103, "cy")]

@@ -25,6 +25,8 @@ from bot.llm.errors import ModerationUnavailable
 from tests.support.fake_openai import Error, FakeOpenAI, Reply, flag_words
 from tests.support.game_helpers import fast_settings, running_game
 
+pytestmark = pytest.mark.usefixtures("use_backend")  # each test on SQLite, then PostgreSQL
+
 WHERE = ChannelRef(guild_id=1, channel_id=10)
 ADMIN = Actor(101, "ann", is_admin=True)
 BOB = Actor(102, "bob")
@@ -47,7 +49,7 @@ async def setup(game: Any) -> None:
 
 async def moderation_rows(store: Any) -> list[tuple[Any, ...]]:
     rows = await store.db.fetchall("SELECT guild_id, player_id, model, prompt_tokens, completion_tokens, cost_usd"
-                                   " FROM model_usage WHERE purpose = 'moderation' ORDER BY rowid")
+                                   " FROM model_usage WHERE purpose = 'moderation' ORDER BY id")
     return [tuple(r) for r in rows]
 
 

@@ -193,7 +193,7 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
         await db.execute("INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
                          " VALUES (1, 'Long ago, Marta.', 4, 1, 0)")
     async with Database.open(path, migrate=True) as db:
-        assert await db.schema_version() == 10
+        assert await db.schema_version() == 11
         story = await Store(db).story.transcript(1)
         assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale of Marta.", 5)]
         summary = await Store(db).summaries.get(1)
@@ -215,7 +215,7 @@ def test_store_errors_that_escape_the_core_show_players_no_internals() -> None:
 async def test_both_backends_migrate_to_the_same_logical_schema(tmp_path: Path, postgres_server: Any) -> None:
     async with Database.open(tmp_path / "db.sqlite3", migrate=True) as lite, \
             Database.open(await postgres_server.fresh_database(), migrate=True) as pg:
-        assert await lite.schema_version() == await pg.schema_version() == 10
+        assert await lite.schema_version() == await pg.schema_version() == 11
         sqlite_schema, postgres_schema = await lite.describe(), await pg.describe()
     assert sorted(sqlite_schema) == sorted(postgres_schema)
     for table, info in sqlite_schema.items():
@@ -223,3 +223,22 @@ async def test_both_backends_migrate_to_the_same_logical_schema(tmp_path: Path, 
         assert info.indexes == postgres_schema[table].indexes, table
         assert info.foreign_keys == postgres_schema[table].foreign_keys, table
     assert sqlite_schema["lore_entries"].indexes["lore_entries_unique_name"].columns == ("campaign_id", "lower(name)")
+
+
+async def test_a_campaign_lease_has_one_holder_at_a_time(store: Store) -> None:
+    c = await store.campaigns.create(guild_id=1, channel_id=2, title="T", setting="", tone="", created_by=3)
+    assert await store.leases.acquire(c.id, "a", 15, now=1000)
+    assert not await store.leases.acquire(c.id, "b", 15, now=1010)  # a's runs until 1015
+    assert await store.leases.acquire(c.id, "a", 15, now=1010)  # renewed until 1025
+    assert not await store.leases.acquire(c.id, "b", 15, now=1020)
+    assert await store.leases.acquire(c.id, "b", 15, now=1026)  # a's expired: b takes it
+    assert await store.leases.holder(c.id, now=1030) == "b"
+    await store.leases.release(c.id, "a")  # not a's any more: nothing happens
+    assert await store.leases.holder(c.id, now=1030) == "b"
+    assert not await store.leases.take_over(c.id, "a", "c", 15, now=1031)  # only from the holder named
+    assert await store.leases.take_over(c.id, "b", "c", 15, now=1031)
+    await store.leases.release(c.id, "c")
+    assert await store.leases.holder(c.id, now=1032) is None
+    # racing for a free lease: exactly one of many wins
+    wins = await asyncio.gather(*(store.leases.acquire(c.id, f"p{i}", 15, now=2000) for i in range(8)))
+    assert sum(wins) == 1

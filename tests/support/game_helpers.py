@@ -30,11 +30,12 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_game(settings: Settings, base_url: str) -> AsyncIterator[tuple[Game, RecordingNarrator, Store]]:
+async def running_game(settings: Settings, base_url: str, *, narrator: RecordingNarrator | None = None
+                       ) -> AsyncIterator[tuple[Game, RecordingNarrator, Store]]:
     """A started Game on a real database and the real LLMClient pointed at ``base_url``."""
     from bot.llm import LLMClient
 
-    narrator = RecordingNarrator()
+    narrator = narrator or RecordingNarrator()
     async with Database.open(settings.database_target, migrate=True) as db:
         llm = LLMClient(api_key="sk-test", base_url=base_url, default_model=settings.dm_model,
                         timeout_s=settings.llm_timeout_seconds, deadline_s=settings.llm_deadline_seconds,

@@ -862,3 +862,38 @@ async def test_a_turns_sheet_changes_are_written_once_at_its_end(tmp_path: Path)
         assert writes == [{borin: {"hp": 5, "conditions": ["prone"]}, aria: {"inventory": ["rope"]}}]
         stored = await env.store.characters.get(borin)
         assert stored is not None and (stored.hp, stored.conditions) == (5, ("prone",))
+
+
+def test_a_lease_holder_is_known_dead_only_on_this_host() -> None:
+    import os
+    import subprocess
+
+    from bot.game.registry import holder_is_dead
+
+    me = f"box:{os.getpid()}:aaaa"
+    finished = subprocess.Popen(["true"])  # a process that has exited and been reaped: its pid is free
+    finished.wait()
+    assert holder_is_dead(f"box:{finished.pid}:bbbb", me) is True
+    assert holder_is_dead(f"box:{os.getppid()}:bbbb", me) is False  # alive
+    assert holder_is_dead(f"box:{os.getpid()}:bbbb", me) is True  # this pid, another run (a container's pid 1)
+    assert holder_is_dead(me, me) is False
+    assert holder_is_dead(f"elsewhere:{finished.pid}:bbbb", me) is False  # another host: wait for expiry
+    assert holder_is_dead("not a holder", me) is False
+
+
+async def test_only_the_servers_of_this_processs_shards_are_recovered(tmp_path: Path) -> None:
+    async with make_env(tmp_path, discord_shard_count=2, discord_shard_ids=[1]) as env:
+        mine, theirs = ChannelRef(5 << 22, 80), ChannelRef(4 << 22, 81)  # shard 1 and shard 0 of 2
+        for where in (mine, theirs):
+            await env.game.start_campaign(where, GM, title=f"Keep {where.channel_id}")
+            await env.game.join(where, ANN, CharacterSheetInput("Aria", "Rogue", "Elf"))
+        for live in list(env.game.registry.sessions.values()):
+            await env.game.registry.drop(live)  # as if another process had left them
+        for where, mid in ((mine, 1), (theirs, 2)):
+            campaign = await env.store.campaigns.live_in_channel(where.channel_id)
+            assert campaign is not None
+            await env.store.story.add_action(campaign_id=campaign.id, turn=1, author_id=ANN.user_id,
+                                             author_name="ann", character_name="Aria", content="I wait",
+                                             token_count=2, platform_message_id=mid)
+        assert await env.game.registry.adopt() == 1
+        assert sorted(env.game.registry.sessions) == [80]
