@@ -1,8 +1,11 @@
-"""Command line: ``python -m bot [run|play|migrate|check]`` (also installed as ``dungeon-master``).
+"""Command line: ``python -m bot [run|play|migrate|db|check|health]`` (also installed as ``dungeon-master``).
 
 - ``run`` (default): connect to Discord with ``DISCORD_TOKEN`` and play.
 - ``play``: play a campaign in the terminal with the same game core and database.
 - ``migrate``: apply database migrations and exit.
+- ``db copy --from SOURCE --to DESTINATION``: copy a bot's whole history into a new, empty database
+  (e.g. ``sqlite:///data/dungeon_master.sqlite3`` to ``postgresql://...``), verified table by table
+  (``bot.store.copy``); exits 1 when it refuses or fails, printing why.
 - ``check``: a settings doctor; prints one line per check and exits 1 if any check failed.
 - ``health``: the container health check; exits 0 when the running bot's heartbeat file
   (``DATA_DIR/heartbeat``) is fresher than ``--max-age`` seconds, 1 otherwise.
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 
 from bot.config import Settings, SettingsError, load_settings
 
-COMMANDS = ("run", "play", "migrate", "check", "health")
+COMMANDS = ("run", "play", "migrate", "db", "check", "health")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser("play", help="play a campaign in the terminal")
     play.add_argument("--channel", type=int, default=1, help="terminal 'channel' id, one campaign each")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    copy = db_sub.add_parser("copy", help="copy everything into a new, empty database, verified")
+    copy.add_argument("--from", dest="source", required=True, help="sqlite:///path, a file path or postgresql://...")
+    copy.add_argument("--to", dest="destination", required=True, help="the empty database to fill")
     sub.add_parser("check", help="check settings, endpoint, database and tokenizer")
     health = sub.add_parser("health", help="exit 0 if the running bot's heartbeat is fresh (health check)")
     health.add_argument("--max-age", type=float, default=90.0, help="seconds (default 90: three missed beats)")
@@ -58,6 +66,8 @@ async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) 
             return 1
         print(f"database {where}: schema version {applied}")
         return 0
+    if command == "db":
+        return await _db_copy(args.source, args.destination)
     if command == "play":
         from bot.terminal import play
 
@@ -69,6 +79,26 @@ async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) 
     from bot.app import run_bot
 
     return await run_bot(settings)
+
+
+async def _db_copy(source: str, destination: str) -> int:
+    """``db copy``: print each table's rows and checksum, or why the copy was refused; exit code."""
+    from bot.store.copy import CopyRefused, copy_database
+    from bot.store.db import Database, DatabaseUnavailable, MigrationError, redact
+
+    try:
+        async with Database.open(source) as src, Database.open(destination) as dst:
+            if src.target == dst.target:
+                print("cannot copy: --from and --to are the same database")
+                return 1
+            report = await copy_database(src, dst)
+    except (CopyRefused, DatabaseUnavailable, MigrationError, RuntimeError) as exc:
+        print(f"cannot copy: {redact(str(exc))}")
+        return 1
+    for table in report.tables:
+        print(f"{table.table:<22} {table.rows:>9} rows  sha256 {table.checksum[:16]}  verified")
+    print(f"copied {report.rows} rows from {redact(source)} to {redact(destination)} in {report.seconds:.1f} s")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
