@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a green (or red) test run:
-#   creates .venv if missing, installs the project with its test extra, then
+#   creates .venv if missing, installs the project with its test extra and (as root, from the
+#   distribution's packages) PostgreSQL's server when it is missing, then
 #   1. lints with ruff (`ruff check .`, rules in pyproject.toml),
 #   2. type-checks bot/ and cogs/ with mypy (strict; settings in pyproject.toml),
 #   3. runs pytest.
@@ -11,6 +12,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 ensure_venv test
+# PostgreSQL's server binaries: the store and game suites also run on PostgreSQL, which the tests start
+# themselves on 127.0.0.1 (tests/support/postgres.py). Installed from the distribution when missing.
+if [ -z "${POSTGRES_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && as_root="sudo -n"
+  if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$as_root" ]; }; then
+    echo "scripts/test.sh: installing PostgreSQL (the distribution's postgresql package)" >&2
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 \
+      || { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+  else
+    echo "scripts/test.sh: PostgreSQL's server binaries are missing: install the postgresql package" \
+         "(or set POSTGRES_BIN to its bin folder)" >&2
+    exit 1
+  fi
+fi
 set +e
 .venv/bin/python -m ruff check .
 ruff_rc=$?

@@ -34,7 +34,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 
 # Variables Compose itself reads (interpolation), not bot settings. Each must be explained in a
 # comment in docker-compose.yml.
-COMPOSE_ONLY_VARIABLES = {"LOCAL_MODEL"}
+COMPOSE_ONLY_VARIABLES = {"LOCAL_MODEL", "POSTGRES_PASSWORD"}
 OLLAMA_PORT = 11434  # where Ollama serves its OpenAI-compatible API (under /v1)
 SETTING_VARIABLES = {name.upper() for name in Settings.model_fields}
 
@@ -433,3 +433,16 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
         assert _dockerignored(path), f".dockerignore should exclude {path}"
     for path in ("bot/__init__.py", "cogs/__init__.py", "migrations/0001_initial.sql", "pyproject.toml", "README.md"):
         assert not _dockerignored(path), f".dockerignore must not exclude {path}"
+
+
+def test_the_postgres_profile_wires_the_bot_to_its_database() -> None:
+    services = _services()
+    db, bot = services["postgres"], services["bot-postgres"]
+    assert db["profiles"] == ["postgres"] == bot["profiles"]
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy" and "healthcheck" in db
+    env = _environment(db)
+    url = _environment(bot)["DATABASE_URL"] or ""
+    match = re.match(r"^postgresql://(\w+):\$\{POSTGRES_PASSWORD[^}]*\}@postgres:5432/(\w+)$", url)
+    assert match is not None, url
+    assert (match.group(1), match.group(2)) == (env["POSTGRES_USER"], env["POSTGRES_DB"])
+    assert any(str(v).endswith(":/var/lib/postgresql/data") for v in db["volumes"])
