@@ -5,7 +5,7 @@ OpenAI-compatible server (tests/support/fake_openai.py) in its own process on 12
 fixed latency, reached through the real ``LLMClient``; the database is a real SQLite file.
 Prints a table and writes the figures to ``bench/results/latest.json``.
 
-    python -m bench            # everything (about 10 minutes on 2 cores); scripts/bench.sh sets up .venv first
+    python -m bench            # everything (about 11 minutes on 2 cores); scripts/bench.sh sets up .venv first
     python -m bench --quick    # smaller sizes, for a smoke run
 """
 
@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import combat_bench, guard_bench, world_memory
+from bench import combat_bench, guard_bench, stream_bench, world_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -82,6 +82,10 @@ class NullNarrator:
         if reply.kind != "notice":
             self.delivered += 1
         self.events.setdefault(reply.channel_id, asyncio.Event()).set()
+
+    def stream(self, head: Any) -> None:
+        """No streamed replies: the core delivers each reply whole (``deliver`` counts it)."""
+        return None
 
     async def show_tracker(self, channel_id: int, campaign_id: int, view: Any) -> None:
         pass
@@ -421,6 +425,8 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
     stored = 500 if quick else 5000
     if only in (None, "cold"):  # first, on a quiet machine: the later runs leave servers and pages behind
         results["cold_start"] = bench_cold_start(runs=2 if quick else 5)
+    if only in (None, "stream"):  # early too: it measures latency (about 70 s)
+        results["stream"] = await stream_bench.bench_stream(turns=3 if quick else 10, whole_turns=2 if quick else 5)
     if only in (None, "overhead"):
         with model_server(latency=1.0) as slow_url:
             results["overhead"] = await bench_overhead(slow_url, channels=200, stored=stored,
@@ -469,6 +475,10 @@ MARKS = [
     ("combat", "overhead_ms_median", "<=", 5.0, "combat: bot overhead per turn, median ms (200 fights of 10)"),
     ("combat", "overhead_ms_p99", "<=", 25.0, "combat: bot overhead per turn, p99 ms (200 fights of 10)"),
     ("combat", "tracker_updates_per_turn_max", "<=", 1.0, "combat: tracker updates per turn, most"),
+    ("stream", "first_text_ms_median", "<=", 300.0, "streamed: model's first token -> first text shown, median ms"),
+    ("stream", "edits_over_bound", "<=", 0, "streamed: replies with more edits than ceil(stream seconds) + 1"),
+    ("stream", "rate_limited_429", "<=", 0, "streamed: 429s from the Discord stand-in (per-channel limits on)"),
+    ("stream", "replies_not_finished", "<=", 0, "streamed: replies that never showed in full"),
     ("guard", "clean_ms_p99", "<=", 1.0, "output guard on a 700-token reply, p99 ms"),
     ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
     ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
@@ -493,7 +503,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat",
-                                           "guard", "search", "lore", "recall"])
+                                           "guard", "search", "lore", "recall", "stream"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -67,6 +67,10 @@ class CountingNarrator:
         self.replies[reply.channel_id] += 1
         self.events.setdefault(reply.channel_id, asyncio.Event()).set()
 
+    def stream(self, head: Any) -> None:
+        """No streamed replies: the core delivers each reply whole (``deliver`` counts it)."""
+        return None
+
     async def show_tracker(self, channel_id: int, campaign_id: int, view: Any) -> None:
         """Count a tracker update."""
         self.trackers[channel_id] += 1
