@@ -69,9 +69,14 @@ async def _dispatch(command: str, settings: Settings, args: argparse.Namespace) 
     if command == "db":
         return await _db_copy(args.source, args.destination)
     if command == "play":
+        from bot.store.db import DatabaseUnavailable
         from bot.terminal import play
 
-        return await play(settings, channel_id=args.channel)
+        try:
+            return await play(settings, channel_id=args.channel)
+        except DatabaseUnavailable as exc:
+            print(f"Cannot open the database: {exc}")
+            return 1
     if command == "check":
         from bot.doctor import run_checks
 

@@ -1,5 +1,5 @@
 """The world-memory store: chapters written with the fold, the lorebook's revisions, undo of a
-turn's lore, and full-text search over story, chapters and lore (real SQLite, FTS5)."""
+turn's lore, and full-text search over story, chapters and lore (each backend: SQLite's FTS5, PostgreSQL's tsvector)."""
 
 from __future__ import annotations
 
