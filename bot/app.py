@@ -201,6 +201,7 @@ class DungeonMasterBot(commands.AutoShardedBot):
             game = Game(store=store, llm=llm, settings=settings, narrator=self.narrator)
         self.game: GameAPI = game
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.journal: Any = None  # bot.journal.server.JournalServer while the journal is served
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync to the dev guild if one is set, start the game core and the heartbeat."""
@@ -212,6 +213,15 @@ class DungeonMasterBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to dev guild %s", len(synced), guild.id)
         await self.game.start()
+        if self.settings.journal_enabled:
+            from bot.journal.server import JournalServer
+
+            self.journal = JournalServer(self.store, self.settings)
+            try:
+                await self.journal.start()
+            except OSError as exc:  # the bot plays on without its journal
+                log.error("the journal cannot listen on JOURNAL_LISTEN=%s: %s", self.settings.journal_listen, exc)
+                self.journal = None
         from bot.runtime import freeze_startup_heap
 
         freeze_startup_heap()  # libraries and cogs are loaded: keep them out of later GC passes
@@ -224,6 +234,8 @@ class DungeonMasterBot(commands.AutoShardedBot):
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
+        if self.journal is not None:
+            await self.journal.close()
         await self.game.close()
         await super().close()
 

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # --- Storage and logs ------------------------------------------------------------------------
     data_dir: Path = Path("./data")
     database_url: SecretStr | None = None
+    journal_base_url: str | None = Field(None, description="Public base URL of the campaign journal (its links)")
+    journal_listen: str | None = Field(None, description="host:port the journal's web server listens on")
     database_pool_size: int = Field(10, ge=1, le=500)
     log_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -121,7 +123,17 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("discord_api_base", "discord_gateway_url", "openai_base_url")
+    @field_validator("journal_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        host, _, port = value.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+            raise ValueError("JOURNAL_LISTEN is host:port, e.g. 127.0.0.1:8080 (0.0.0.0:8080 in a container)")
+        return value.strip()
+
+    @field_validator("discord_api_base", "discord_gateway_url", "openai_base_url", "journal_base_url")
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
@@ -151,6 +163,11 @@ class Settings(BaseSettings):
         if self.summary_trigger_tokens <= self.summary_token_cap:
             raise ValueError("SUMMARY_TRIGGER_TOKENS must be larger than SUMMARY_TOKEN_CAP")
         return self
+
+    @property
+    def journal_enabled(self) -> bool:
+        """The journal is served only when both ``JOURNAL_BASE_URL`` and ``JOURNAL_LISTEN`` are set."""
+        return bool(self.journal_base_url and self.journal_listen)
 
     def owns_guild(self, guild_id: int | None) -> bool:
         """Whether this process's shards receive ``guild_id``'s events: always without

@@ -253,7 +253,32 @@ async def collect_checks(settings: Settings, *, env_file: str | None = None, tim
         checks.append(await database_check(settings))
     checks.append(_writable_dir(settings.logs_path, "log folder"))
     checks.append(tokenizer_check(settings.dm_model))
+    checks.append(await journal_check(settings, timeout_s=min(timeout_s, 5.0)))
     return checks
+
+
+async def journal_check(settings: Settings, timeout_s: float = 5.0) -> Check:
+    """Is the journal set up, and does ``JOURNAL_BASE_URL/healthz`` answer (through the reverse proxy,
+    as players' browsers reach it)? "warn" when it does not (the bot may simply not be running)."""
+    if not settings.journal_base_url and not settings.journal_listen:
+        return Check("ok", "journal", "off (set JOURNAL_BASE_URL and JOURNAL_LISTEN to serve it)")
+    if not settings.journal_enabled:
+        missing = "JOURNAL_LISTEN" if settings.journal_base_url else "JOURNAL_BASE_URL"
+        return Check("warn", "journal", f"off: {missing} is not set (both are needed)")
+    import aiohttp
+
+    url = f"{settings.journal_base_url}/healthz"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http, \
+                http.get(url) as response:
+            body = (await response.text())[:20]
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return Check("warn", "journal", f"{url} is not reachable ({type(exc).__name__}): is the bot running, and"
+                                        f" does the proxy forward to JOURNAL_LISTEN={settings.journal_listen}?")
+    if status != 200 or body.strip() != "ok":
+        return Check("warn", "journal", f"{url} answered HTTP {status}, not the journal's health page")
+    return Check("ok", "journal", f"reachable at {settings.journal_base_url} (listening on {settings.journal_listen})")
 
 
 async def run_checks(settings: Settings, *, env_file: str | None = None, timeout_s: float = 10.0) -> int:

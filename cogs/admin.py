@@ -70,6 +70,16 @@ class AdminCog(commands.Cog):
         report = await self.bot.game.usage(where_of(interaction))
         await respond(interaction, embed=usage_embed(report), ephemeral=True)
 
+    @config.command(name="journal")
+    @app_commands.describe(revoke_old="Make the earlier usage-page links stop working")
+    async def journal(self, interaction: discord.Interaction, revoke_old: bool = False) -> None:
+        """Get a private link to this server's model usage page (tokens and dollars per day)."""
+        guild_id = guild_id_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        url = await self.bot.game.usage_link(guild_id, actor_of(interaction), revoke_old=revoke_old)
+        await respond(interaction, f"📊 Your link to the usage page (admins only; keep it private): {url}",
+                      ephemeral=True)
+
     @admin.command(name="sync")
     @owner_only(OWNER_ONLY_SYNC)
     @app_commands.describe(scope="Where to sync: this server (instant) or global (up to an hour)")

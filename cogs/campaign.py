@@ -1,4 +1,5 @@
-"""``/campaign start|end|pause|resume|status|recap|search|export``: the campaign of this channel."""
+"""``/campaign start|end|pause|resume|status|recap|search|export`` and ``/campaign journal link|revoke``:
+the campaign of this channel."""
 
 from __future__ import annotations
 
@@ -39,9 +40,28 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
     """Start, pause, resume and end the campaign played in a channel; read its story. The whole
     ``/campaign`` group is server-only (a campaign started in a DM could never be played)."""
 
+    journal = app_commands.Group(name="journal", description="The campaign's read-only web journal")
+
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
         super().__init__()
+
+    @journal.command(name="link")
+    async def journal_link(self, interaction: discord.Interaction) -> None:
+        """Get your own private link to this campaign's web journal (story, party, world)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        url = await self.bot.game.journal_link(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"📖 Your link to the journal (keep it to yourself: anyone with it can read "
+                                   f"the campaign): {url}", ephemeral=True)
+
+    @journal.command(name="revoke")
+    async def journal_revoke(self, interaction: discord.Interaction) -> None:
+        """Make every link to this campaign's journal stop working (creator or admin)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        count = await self.bot.game.journal_revoke(where_of(interaction), actor_of(interaction))
+        await respond(interaction, f"🔒 {count} journal link{'' if count == 1 else 's'} revoked. Anyone who still "
+                                   "wants to read it asks for a new one with `/campaign journal link`.",
+                      ephemeral=True)
 
     @app_commands.command(name="start")
     @app_commands.describe(title="The campaign's name", setting="Where and when it takes place",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a green (or red) test run:
 #   creates .venv if missing, installs the project with its test extra and (as root, from the
-#   distribution's packages) PostgreSQL's server when it is missing, then
+#   distribution's packages) PostgreSQL's server and Chromium when they are missing, then
 #   1. lints with ruff (`ruff check .`, rules in pyproject.toml),
 #   2. type-checks bot/ and cogs/ with mypy (strict; settings in pyproject.toml),
 #   3. runs pytest.
@@ -24,6 +24,21 @@ if [ -z "${POSTGRES_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
   else
     echo "scripts/test.sh: PostgreSQL's server binaries are missing: install the postgresql package" \
          "(or set POSTGRES_BIN to its bin folder)" >&2
+    exit 1
+  fi
+fi
+# Chromium for the journal's browser tests (Playwright drives it with executable_path; browsers are
+# never downloaded by Playwright itself). Installed from the distribution when missing.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && as_root="sudo -n"
+  if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$as_root" ]; }; then
+    echo "scripts/test.sh: installing Chromium (the distribution's chromium package)" >&2
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+  else
+    echo "scripts/test.sh: chromium is missing: install the chromium package (or set CHROMIUM to a Chromium" \
+         "binary)" >&2
     exit 1
   fi
 fi

@@ -413,3 +413,17 @@ class GameAPI(Protocol):
         """Anyone, anonymously: the DM's last reply is rewritten without ``what`` (delivered as a
         retry; nobody is told who asked)."""
         ...
+
+    # --- the journal (read-only web pages) -------------------------------------------------------
+    async def journal_link(self, where: ChannelRef, actor: Actor) -> str:
+        """A new, private link (URL) to the channel's campaign journal. Raises ``NoCampaign``, or
+        ``UserInputError`` when the operator has not set the journal up."""
+        ...
+    async def journal_revoke(self, where: ChannelRef, actor: Actor) -> int:
+        """Revoke every link to the channel's campaign journal (creator or admin: ``NotAllowed``);
+        returns how many. A new link is one ``journal_link`` away."""
+        ...
+    async def usage_link(self, guild_id: int, actor: Actor, *, revoke_old: bool = False) -> str:
+        """A new link (URL) to the server's usage page, for admins (``NotAllowed``); ``revoke_old``
+        revokes the earlier ones."""
+        ...

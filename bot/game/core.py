@@ -51,6 +51,7 @@ from bot.game.dice import make_roll
 from bot.game.encounter import EncounterService
 from bot.game.errors import EmptyReply, NotAllowed
 from bot.game.intake import ActionIntake
+from bot.game.journal_links import JournalLinks
 from bot.game.ledger import UsageLedger
 from bot.game.lorebook import LoreCommands, LoreEdit
 from bot.game.memory import MemoryKeeper
@@ -132,6 +133,7 @@ class Game:
         self.campaigns = CampaignCommands(store=store, registry=self.registry, configs=self.configs)
         self.party_commands = PartyCommands(store=store, registry=self.registry, notes=self.notes)
         self.lore_commands = LoreCommands(store=store, registry=self.registry, count=self.count)
+        self.journal = JournalLinks(store, settings, self.registry)
 
     def _assemble(self, state: GameSession) -> LiveSession:
         """A loaded session's worker, memory keeper and sheet journal."""
@@ -421,3 +423,16 @@ class Game:
         """Anyone, anonymously: the DM's last reply is rewritten without ``what``. See
         ``SafetyCommands.xcard``."""
         await self.safety_commands.xcard(where.channel_id, what)
+
+    # --- the journal (bot.game.journal_links) ----------------------------------------------------
+    async def journal_link(self, where: ChannelRef, actor: Actor) -> str:
+        """See ``JournalLinks.campaign_link``."""
+        return await self.journal.campaign_link(where.channel_id, actor)
+
+    async def journal_revoke(self, where: ChannelRef, actor: Actor) -> int:
+        """See ``JournalLinks.revoke``."""
+        return await self.journal.revoke(where.channel_id, actor)
+
+    async def usage_link(self, guild_id: int, actor: Actor, *, revoke_old: bool = False) -> str:
+        """See ``JournalLinks.usage_link``."""
+        return await self.journal.usage_link(guild_id, actor, revoke_old=revoke_old)

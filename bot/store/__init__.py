@@ -3,7 +3,7 @@
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
 ``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``,
-``refused``, ``leases``.
+``refused``, ``leases``, ``journal``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bot.store.db import Database, DatabaseUnavailable, IntegrityError, Migratio
 from bot.store.encounters import EncounterStore
 from bot.store.guard import GuardStore
 from bot.store.guild_config import GuildConfigStore, default_guild_config
+from bot.store.journal import JournalStore
 from bot.store.leases import LeaseStore
 from bot.store.lore import LoreStore
 from bot.store.refused import RefusedStore
@@ -44,6 +45,7 @@ class Store:
         self.guild_config = GuildConfigStore(db)
         self.refused = RefusedStore(db)
         self.leases = LeaseStore(db)
+        self.journal = JournalStore(db)
 
 
 __all__ = ["ChapterDraft", "Database", "DatabaseUnavailable", "IntegrityError", "MigrationError", "Store",
