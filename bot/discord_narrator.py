@@ -5,7 +5,8 @@ A streamed reply is one or more messages edited in place. It follows Discord's p
 limits (5 message requests per 5 seconds, separately for creating and editing, answered with 429
 and ``retry_after`` beyond that; discord.py also waits on the ``X-RateLimit-*`` headers) with room to
 spare: while the reply is being written, at most one request every ``STREAM_EDIT_SECONDS`` and
-``STREAM_WINDOW[0]`` in any ``STREAM_WINDOW[1]`` seconds, always for the newest text (what arrived in
+``STREAM_WINDOW[0]`` in any ``STREAM_WINDOW[1]`` seconds, counting every request of the channel's
+replies (the previous reply's last edit too), always for the newest text (what arrived in
 between is shown by the next edit), so the reply's last edit and the channel's other messages
 (notices, the combat tracker) find room in Discord's bucket. A message is closed once its text
 settles at ``REPLY_CHUNK_CHARS`` on a paragraph or sentence boundary (``bot.chunking.settled_chunks``)
@@ -81,6 +82,17 @@ class DiscordNarrator(Narrator):
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
         self._trackers: dict[int, tuple[int, int]] = {}  # campaign id -> (channel id, tracker message id)
+        self._requests: dict[int, deque[float]] = {}  # channel id -> times of its replies' recent requests
+
+    def requests_log(self, channel_id: int) -> deque[float]:
+        """The times (event loop seconds) of the recent message requests of the channel's replies,
+        shared by its streamed replies so that back-to-back replies pace together (bounded)."""
+        log_ = self._requests.get(channel_id)
+        if log_ is None:
+            if len(self._requests) > 10_000:
+                self._requests.clear()
+            log_ = self._requests[channel_id] = deque(maxlen=32)
+        return log_
 
     async def channel(self, channel_id: int) -> discord.abc.Messageable | None:
         """The channel to speak in (from the cache, else fetched), or None (logged) when it is gone
@@ -188,7 +200,7 @@ class DiscordReplyStream:
         self._messages: list[discord.PartialMessage | discord.Message] = []
         self._contents: list[str] = []
         self._embedded: tuple[RollRecord, ...] | None = None  # the rolls message 1's embed shows
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = narrator.requests_log(head.channel_id)  # the channel's, not only this reply's
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

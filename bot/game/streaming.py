@@ -174,6 +174,8 @@ class NarrationStream:
         """Take the next piece of the model's text; returns False when the guard ended the reply
         (the caller stops the stream). Shows the visible text when it changed."""
         self.raw += delta
+        if self.unavailable:  # the adapter shows whole replies: the guard reads the reply once, complete
+            return True
         now = time.monotonic()
         if self.opened and not any(c in delta for c in _CHECK_AT) and now - self._checked_at < CHECK_EVERY_SECONDS:
             return True  # plain words: looked at with the next piece that may change the verdict

@@ -708,13 +708,17 @@ async def _sleep_until(deadline: float) -> None:
 
 
 def narrator_default(body: dict[str, Any]) -> Step:
-    """A default answer that reads like a DM: it names what the last user message said.
+    """A default answer that reads like a DM: it names what the players' actions in the last user
+    message said (the ``<<<...>>>`` parts; else its first 200 characters), never the party's sheet
+    lines the message also carries, which the output guard would take for a copied prompt.
 
     Used by end-to-end tests and benchmarks where the content matters less than the shape.
     """
     messages = body.get("messages") or []
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    said = str((last_user or {}).get("content") or "")[:200].replace("\n", " ")
+    content = str((last_user or {}).get("content") or "")
+    actions = re.findall(r"<<<(.*?)>>>", content, flags=re.DOTALL)
+    said = ("; ".join(a.strip() for a in actions) if actions else content)[:200].replace("\n", " ")
     return Reply(f"The DM considers the party's actions ({said}) and the story moves on.")
 
 
