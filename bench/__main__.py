@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import combat_bench, guard_bench, stream_bench, world_memory
+from bench import combat_bench, guard_bench, journal_bench, stream_bench, world_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -455,6 +455,11 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
         results["search"] = await world_memory.bench_search(10_000 if quick else 100_000)
     if only in (None, "lore"):
         results["lore"] = world_memory.bench_lore_choice(1000, turns=100 if quick else 500)
+    if only in (None, "journal"):
+        results["journal"] = await journal_bench.bench_pages(10_000 if quick else 100_000, 10 if quick else 40)
+        with model_server(latency=1.0) as slow_url:
+            results["journal_load"] = await journal_bench.bench_overhead_with_reloads(
+                slow_url, stored=stored, turns=3 if quick else 10)
     if only in (None, "recall"):
         size = (300, 30, 20) if quick else (2000, 200, 100)
         results["recall"] = await world_memory.bench_recall(*size, tools=True)
@@ -480,6 +485,13 @@ MARKS = [
     ("stream", "rate_limited_429", "<=", 0, "streamed: 429s from the Discord stand-in (per-channel limits on)"),
     ("stream", "replies_not_finished", "<=", 0, "streamed: replies that never showed in full"),
     ("guard", "clean_ms_p99", "<=", 1.0, "output guard on a 700-token reply, p99 ms"),
+    ("journal", "campaign_page_ms_median", "<=", 50.0,
+     "journal: campaign page of a 100,000-message campaign, median ms"),
+    ("journal", "transcript_page_ms_median", "<=", 50.0, "journal: a transcript page mid-story, median ms"),
+    ("journal_load", "overhead_ms_median_with_reloads", "<=", 5.0,
+     "bot overhead per turn while the journal reloads every 100 ms, median ms"),
+    ("journal_load", "overhead_ms_p99_with_reloads", "<=", 25.0,
+     "bot overhead per turn while the journal reloads every 100 ms, p99 ms"),
     ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
     ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
     ("lore", "choose_ms_p99", "<=", 2.0, "choosing a turn's lore among 1,000 entries, p99 ms"),
@@ -503,7 +515,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat",
-                                           "guard", "search", "lore", "recall", "stream"])
+                                           "guard", "search", "lore", "recall", "stream", "journal"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -17,11 +17,17 @@ carry a strict Content-Security-Policy (no scripts at all), ``X-Content-Type-Opt
 no-store``. Tokens are looked up by hash and compared in constant time; an unknown or revoked token
 gets a plain 404, and an address that misses ``MISSES_PER_MINUTE`` times in a minute gets 429 with
 ``Retry-After`` until its minute passes. Reads are bounded (one page of transcript, at most
-``CHAPTERS_SHOWN`` chapters, ``USAGE_DAYS`` days), on the bot's own event loop and database.
+``CHAPTERS_SHOWN`` chapters, ``USAGE_DAYS`` days), on the bot's own event loop and database, without
+slowing its turns: on SQLite the pages read through a second, read-only connection (WAL lets it read
+while the bot writes, so a page never waits for the bot's connection nor holds it), and templates
+render in a worker thread, so the event loop keeps serving turns while a page is built; a page
+built in the last ``PAGE_CACHE_SECONDS`` is served again as it was (a table that keeps reloading
+costs one build every two seconds, and the journal lags the channel by at most that).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -44,6 +50,8 @@ from bot.store.journal import USAGE_DAYS, JournalLink
 log = logging.getLogger(__name__)
 
 MISSES_PER_MINUTE = 20
+PAGE_CACHE_SECONDS = 2.0
+PAGE_CACHE_MAX = 256
 CHAPTERS_SHOWN = 60  # the newest chapters on the campaign page
 CHART_WIDTH, CHART_HEIGHT = 600, 160
 SECURITY_HEADERS = {
@@ -134,6 +142,9 @@ class JournalServer:
         self.app.router.add_get("/j/{token}", self._campaign)
         self.app.router.add_get("/u/{token}", self._usage)
         self._runner: web.AppRunner | None = None
+        self._reader: Any = None  # SQLite: the read-only connection the pages read through
+        self._built: dict[tuple[str, int | None, int], tuple[float, str]] = {}  # (page, id, n) -> (until, html)
+        self.reads = store
         self.port = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -146,6 +157,12 @@ class JournalServer:
         if host is None or port is None:
             listen_host, _, listen_port = (self.settings.journal_listen or "127.0.0.1:0").rpartition(":")
             host, port = listen_host.strip("[]"), int(listen_port)
+        from bot.store.sqlite import SqliteDatabase
+
+        db = self.store.db
+        if isinstance(db, SqliteDatabase) and str(db.path) != ":memory:":
+            self._reader = await SqliteDatabase.connect_path(db.path, read_only=True)
+            self.reads = Store(self._reader)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -161,6 +178,10 @@ class JournalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+            self.reads = self.store
 
     # --- plumbing --------------------------------------------------------------------------------
     @web.middleware
@@ -178,9 +199,25 @@ class JournalServer:
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    def _page(self, template: str, **context: Any) -> web.Response:
-        html = self.env.get_template(template).render(**context)
+    async def _page(self, template: str, **context: Any) -> web.Response:
+        html = await asyncio.to_thread(self.env.get_template(template).render, **context)
+        return self._html(html)
+
+    @staticmethod
+    def _html(html: str) -> web.Response:
         return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+    def _cached(self, key: tuple[str, int | None, int]) -> web.Response | None:
+        hit = self._built.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return self._html(hit[1])
+
+    def _keep(self, key: tuple[str, int | None, int], response: web.Response) -> web.Response:
+        if len(self._built) >= PAGE_CACHE_MAX:
+            self._built.clear()
+        self._built[key] = (time.monotonic() + PAGE_CACHE_SECONDS, response.text or "")
+        return response
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")
@@ -199,7 +236,7 @@ class JournalServer:
             raise web.HTTPTooManyRequests(text="Too many requests.", headers={"Retry-After": str(int(wait) + 1)})
         token = request.match_info["token"]
         computed = token_hash(token) if 16 <= len(token) <= 128 else ""
-        found = await self.store.journal.find(computed) if computed else None
+        found = await self.reads.journal.find(computed) if computed else None
         if found is None or not hmac.compare_digest(found[0], computed) or found[1].kind != kind:
             self.misses.miss(address)
             raise web.HTTPNotFound(text="Not found.")
@@ -208,34 +245,43 @@ class JournalServer:
     # --- pages -----------------------------------------------------------------------------------
     async def _campaign(self, request: web.Request) -> web.Response:
         link = await self._link(request, "campaign")
-        campaign = await self.store.campaigns.get(link.campaign_id or 0)
-        if campaign is None:
-            raise web.HTTPNotFound(text="Not found.")
         try:
             page = max(1, int(request.query.get("page", "1")))
         except ValueError:
             page = 1
-        party = await self.store.characters.party(campaign.id)
-        config = await self.store.guild_config.effective(campaign.guild_id or 0, default_guild_config(self.settings))
-        state = await self.store.encounters.get(campaign.id)
+        key = ("campaign", link.campaign_id, page)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        campaign = await self.reads.campaigns.get(link.campaign_id or 0)
+        if campaign is None:
+            raise web.HTTPNotFound(text="Not found.")
+        party = await self.reads.characters.party(campaign.id)
+        config = await self.reads.guild_config.effective(campaign.guild_id or 0, default_guild_config(self.settings))
+        state = await self.reads.encounters.get(campaign.id)
         tracker = render(Encounter.from_dict(state), show_monster_hp=config.show_monster_hp) if state else None
-        lore = [e for e in await self.store.lore.live(campaign.id) if not e.secret]
+        lore = [e for e in await self.reads.lore.live(campaign.id) if not e.secret]
         quests = [e for e in lore if e.kind == "quest" and e.status == "open"]
         grouped = [(LORE_HEADINGS[kind], [e for e in lore if e.kind == kind]) for kind in LORE_HEADINGS]
-        chapters = (await self.store.chapters.latest(campaign.id, CHAPTERS_SHOWN))[::-1]
-        messages, pages = await self.store.journal.transcript_page(campaign.id, page)
+        chapters = (await self.reads.chapters.latest(campaign.id, CHAPTERS_SHOWN))[::-1]
+        messages, pages = await self.reads.journal.transcript_page(campaign.id, page)
         rolls: dict[int, list[RollRecord]] = defaultdict(list)
         turns = [m.turn for m in messages]
         if turns:
-            for roll in await self.store.journal.rolls_between(campaign.id, min(turns), max(turns)):
+            for roll in await self.reads.journal.rolls_between(campaign.id, min(turns), max(turns)):
                 rolls[roll.turn or 0].append(roll)
-        return self._page("campaign.html", campaign=campaign, party=party, tracker=tracker, quests=quests,
-                          lore=[(k, es) for k, es in grouped if es], chapters=chapters, messages=messages,
-                          rolls=rolls, page=min(page, pages), pages=pages)
+        return self._keep(key, await self._page(
+            "campaign.html", campaign=campaign, party=party, tracker=tracker, quests=quests,
+            lore=[(k, es) for k, es in grouped if es], chapters=chapters, messages=messages, rolls=rolls,
+            page=min(page, pages), pages=pages))
 
     async def _usage(self, request: web.Request) -> web.Response:
         link = await self._link(request, "usage")
-        days = await self.store.journal.usage_days(link.guild_id, days=USAGE_DAYS)
+        key = ("usage", link.guild_id, 0)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        days = await self.reads.journal.usage_days(link.guild_id, days=USAGE_DAYS)
         token_bars, token_peak = bars([(d.day, float(d.tokens)) for d in days], lambda v: f"{int(v):,} tokens")
         cost_bars, cost_peak = bars([(d.day, d.cost_usd or 0.0) for d in days], lambda v: f"${v:.4f}")
         frame: dict[str, Any] = {"width": CHART_WIDTH, "height": CHART_HEIGHT, "first": days[0].day,
@@ -245,8 +291,8 @@ class JournalServer:
              "peak": f"{int(token_peak):,} tokens"},
             {**frame, "id": "dollars", "title": "US dollars per day", "bars": cost_bars, "peak": f"${cost_peak:.4f}"},
         ]
-        by_model = await self.store.journal.usage_groups(link.guild_id, "model")
-        by_purpose = await self.store.journal.usage_groups(link.guild_id, "purpose")
+        by_model = await self.reads.journal.usage_groups(link.guild_id, "model")
+        by_purpose = await self.reads.journal.usage_groups(link.guild_id, "purpose")
         tables = [{"title": "By model", "column": "Model", "rows": by_model},
                   {"title": "By purpose", "column": "Purpose", "rows": by_purpose}]
-        return self._page("usage.html", days=days, charts=charts, tables=tables)
+        return self._keep(key, await self._page("usage.html", days=days, charts=charts, tables=tables))

@@ -106,14 +106,22 @@ class SqliteDatabase(Database):
         self._tx = SqliteTx(conn)
 
     @classmethod
-    async def connect_path(cls, path: Path | str) -> SqliteDatabase:
-        """Open ``path`` (creating its folders; ``":memory:"`` for a database in memory).
+    async def connect_path(cls, path: Path | str, *, read_only: bool = False) -> SqliteDatabase:
+        """Open ``path`` (creating its folders; ``":memory:"`` for a database in memory); with
+        ``read_only``, a second connection to an existing file that can only read (WAL: it reads
+        while another connection writes).
 
         Raises:
             DatabaseUnavailable: the file cannot be opened or is not a database.
         """
         p = Path(path)
         try:
+            if read_only:
+                conn = await aiosqlite.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                conn.row_factory = aiosqlite.Row
+                await conn.execute("PRAGMA query_only=ON")
+                await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                return cls(conn, p)
             if str(path) != ":memory:":
                 p.parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(str(path), isolation_level=None)  # autocommit; we BEGIN ourselves
