@@ -228,9 +228,19 @@ class JournalServer:
         css = resources.files("bot.journal").joinpath("static/journal.css").read_text(encoding="utf-8")
         return web.Response(text=css, content_type="text/css", charset="utf-8")
 
+    @staticmethod
+    def client_address(request: web.Request) -> str:
+        """Who is asking: the connection's address, or, when it comes from this machine (the reverse
+        proxy the README sets up), the last address of its ``X-Forwarded-For``."""
+        remote = request.remote or "?"
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded and remote in ("127.0.0.1", "::1"):
+            return forwarded.split(",")[-1].strip()[:64] or remote
+        return remote
+
     async def _link(self, request: web.Request, kind: str) -> JournalLink:
         """The live link the request's token names, or a plain 404 (429 for an address that keeps missing)."""
-        address = request.remote or "?"
+        address = self.client_address(request)
         wait = self.misses.blocked_for(address)
         if wait > 0:
             raise web.HTTPTooManyRequests(text="Too many requests.", headers={"Retry-After": str(int(wait) + 1)})

@@ -139,3 +139,45 @@ async def test_links_are_issued_only_when_the_journal_is_on_and_revoked_by_a_man
         assert (await get(base, url.removeprefix("https://dm.example.com")))[0] == 404
         assert (await get(base, again.removeprefix("https://dm.example.com")))[0] == 200
     assert ChannelRef(seeded.guild_id, 90).channel_id == 90
+
+
+async def test_misses_behind_a_proxy_are_counted_per_forwarded_address(store: Store, tmp_path) -> None:
+    async with journal(store, tmp_path) as (base, _), aiohttp.ClientSession() as http:
+        for _ in range(MISSES_PER_MINUTE):
+            async with http.get(base + "/j/" + "z" * 32, headers={"X-Forwarded-For": "203.0.113.7"}) as r:
+                assert r.status == 404
+        async with http.get(base + "/j/" + "z" * 32, headers={"X-Forwarded-For": "203.0.113.7"}) as r:
+            assert r.status == 429
+        async with http.get(base + "/j/" + "z" * 32, headers={"X-Forwarded-For": "198.51.100.9"}) as r:
+            assert r.status == 404  # another player behind the same proxy is not punished
+
+
+async def test_the_bot_serves_its_journal_and_hands_out_links_through_discord(tmp_path) -> None:
+    from tests.integration.test_discord_cogs import start_with_party, table, text_of
+
+    async with table(tmp_path, journal_base_url="https://dm.example.com", journal_listen="127.0.0.1:0") as t:
+        await start_with_party(t)
+        answer = text_of(await t.command("campaign", t.fake.players[0], subcommand="link", group="journal"))
+        url = re.search(r"https://dm\.example\.com(/j/[A-Za-z0-9_-]{32})", answer)
+        assert url is not None, answer
+        assert t.bot.journal is not None
+        status, _, html = await get(f"http://127.0.0.1:{t.bot.journal.port}", url.group(1))
+        assert status == 200 and "<h1>Test Keep</h1>" in html
+        refused = text_of(await t.command("campaign", t.fake.players[1], subcommand="revoke", group="journal"))
+        assert "Only the campaign's creator or a server admin" in refused
+        revoked = text_of(await t.command("campaign", t.fake.owner, subcommand="revoke", group="journal"))
+        assert "1 journal link revoked" in revoked
+        assert (await get(f"http://127.0.0.1:{t.bot.journal.port}", url.group(1)))[0] == 404
+
+
+async def test_check_says_whether_the_journal_answers(tmp_path, closed_port_url: str, store: Store) -> None:
+    from tests.integration.test_db_copy import run_cli
+
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": closed_port_url, "DATA_DIR": str(tmp_path / "d"),
+           "JOURNAL_LISTEN": "127.0.0.1:8080"}
+    async with journal(store, tmp_path) as (base, _):
+        _, out = await run_cli("check", env={**env, "JOURNAL_BASE_URL": base})
+        assert f"[ ok ] journal: reachable at {base}" in out, out
+    port = closed_port_url.split(":")[2].split("/")[0]
+    _, out = await run_cli("check", env={**env, "JOURNAL_BASE_URL": f"http://127.0.0.1:{port}"})
+    assert f"[warn] journal: http://127.0.0.1:{port}/healthz is not reachable" in out, out
