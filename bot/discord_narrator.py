@@ -4,9 +4,10 @@ streamed reply (``DiscordReplyStream``), which shows a reply while the model wri
 A streamed reply is one or more messages edited in place. It follows Discord's per-channel rate
 limits (5 message requests per 5 seconds, separately for creating and editing, answered with 429
 and ``retry_after`` beyond that; discord.py also waits on the ``X-RateLimit-*`` headers) with room to
-spare: while the reply is being written, at most one request every ``STREAM_EDIT_SECONDS`` and
-``STREAM_WINDOW[0]`` in any ``STREAM_WINDOW[1]`` seconds, counting every request of the channel's
-replies (the previous reply's last edit too), always for the newest text (what arrived in
+spare: while the reply is being written, at most one edit every ``STREAM_EDIT_SECONDS`` and
+``STREAM_WINDOW[0]`` in any ``STREAM_WINDOW[1]`` seconds, counting every edit of the channel's replies
+(the previous reply's last edit too), always for the newest text; a reply's first message (and a new
+message at a split) is posted at once, creating being a bucket of its own (what arrived in
 between is shown by the next edit), so the reply's last edit and the channel's other messages
 (notices, the combat tracker) find room in Discord's bucket. A message is closed once its text
 settles at ``REPLY_CHUNK_CHARS`` on a paragraph or sentence boundary (``bot.chunking.settled_chunks``)
@@ -200,7 +201,8 @@ class DiscordReplyStream:
         self._messages: list[discord.PartialMessage | discord.Message] = []
         self._contents: list[str] = []
         self._embedded: tuple[RollRecord, ...] | None = None  # the rolls message 1's embed shows
-        self._sent: deque[float] = narrator.requests_log(head.channel_id)  # the channel's, not only this reply's
+        self._sent: deque[float] = narrator.requests_log(head.channel_id)  # the channel's edits, every reply's
+        self._last_request = float("-inf")  # this reply's last request (a post too), event loop seconds
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -261,7 +263,9 @@ class DiscordReplyStream:
         try:
             while not self._stop.is_set() and not self._broken:
                 await self._wake.wait()
-                if not await self._pace():
+                change = self._next_change(self._layout(), self._rolls)
+                # a new message goes at once (Discord counts creating apart from editing); edits wait
+                if (change is None or change[0] != "post") and not await self._pace():
                     return
                 self._wake.clear()
                 chunks = self._layout()
@@ -280,7 +284,8 @@ class DiscordReplyStream:
             now = loop.time()
             while self._sent and now - self._sent[0] >= self.window[1]:
                 self._sent.popleft()
-            wait = self._sent[-1] + self.edit_seconds - now if self._sent else 0.0
+            last = max(self._sent[-1] if self._sent else float("-inf"), self._last_request)
+            wait = last + self.edit_seconds - now
             if len(self._sent) >= self.window[0]:
                 wait = max(wait, self._sent[0] + self.window[1] - now)
             if wait <= 0:
@@ -310,7 +315,9 @@ class DiscordReplyStream:
                 self._broken = True
                 return
         self.requests += 1
-        self._sent.append(asyncio.get_running_loop().time())
+        self._last_request = asyncio.get_running_loop().time()
+        if kind != "post":  # the channel's edit bucket (creating a message has a bucket of its own)
+            self._sent.append(asyncio.get_running_loop().time())
         embed = rolls_embed(rolls) if i == 0 else None
         try:
             if kind == "delete":
