@@ -54,6 +54,12 @@ def postgres_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(number, sql)
 
 
+async def _no_reset(conn: Any) -> None:
+    """What a connection needs when it goes back to the pool: nothing. asyncpg's default reset
+    (unlock advisory locks, close cursors, UNLISTEN, RESET ALL) costs a round trip per statement, and
+    the store keeps no session state (no advisory locks, cursors, listeners or SET)."""
+
+
 def _integrity(exc: asyncpg.PostgresError) -> IntegrityError | None:
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(str(exc))
@@ -125,7 +131,7 @@ class PostgresDatabase(Database):
         where = redact(url)
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max(1, pool_size),
-                                             timeout=CONNECT_TIMEOUT_S, command_timeout=60)
+                                             timeout=CONNECT_TIMEOUT_S, command_timeout=60, reset=_no_reset)
         except asyncpg.InvalidPasswordError:
             raise DatabaseUnavailable(f"DATABASE_URL {where}: the server refused the user name or password") from None
         except asyncpg.InvalidCatalogNameError:
@@ -169,6 +175,12 @@ class PostgresDatabase(Database):
         """All rows of a query."""
         async with self.pool.acquire() as conn:
             return await PostgresTx(conn).fetchall(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many rows on a pooled connection: asyncpg's ``executemany`` is atomic
+        by itself, so no BEGIN/COMMIT round trips."""
+        async with self.pool.acquire() as conn:
+            await PostgresTx(conn).executemany(sql, rows)
 
     async def run_script(self, tx: Any, sql: str) -> None:
         """A migration script as one multi-statement execute (PostgreSQL parses its own dialect)."""

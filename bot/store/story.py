@@ -58,19 +58,13 @@ class StoryStore:
         stored message and whether it was new.
         """
         now = created_at if created_at is not None else time.time()
-        if platform_message_id is not None:
-            row = await self.db.fetchone(
-                f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND platform_message_id = ?",
-                (campaign_id, platform_message_id))
-            if row is not None:
-                return _row(row), False
         new_id = await self.db.insert(
             "INSERT INTO story_messages (campaign_id, turn, role, author_id, author_name,"
             " character_name, content, token_count, state, created_at, platform_message_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
             (campaign_id, turn, role, author_id, author_name, character_name, content, token_count, now,
              platform_message_id))
-        if new_id is None:  # stored meanwhile (by another process holding the same message)
+        if new_id is None:  # stored before (delivered twice), or meanwhile by another process
             row = await self.db.fetchone(
                 f"SELECT {_COLUMNS} FROM story_messages WHERE campaign_id = ? AND platform_message_id = ?",
                 (campaign_id, platform_message_id))
