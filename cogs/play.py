@@ -8,6 +8,7 @@ through mentions and ``/act``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -88,9 +89,12 @@ class PlayCog(commands.Cog):
         if intake.status == "queued":
             name = interaction.user.display_name
             await respond(interaction, f"**{name}**: {action}")
-        else:
-            await respond(interaction, intake.player_message or "The DM can't take that action here.",
-                          ephemeral=True)
+            return
+        # After a public defer, Discord shows the first follow-up in place of the public "thinking"
+        # message whatever its flags: take that message away first, so the refusal stays private.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+        await respond(interaction, intake.player_message or "The DM can't take that action here.", ephemeral=True)
 
     @app_commands.command(name="retry")
     @app_commands.guild_only()

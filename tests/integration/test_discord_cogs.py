@@ -479,8 +479,12 @@ async def test_moderation_on_discord_refusals_are_private_and_config_set_explain
         told = sent[before]
         assert told["content"] == MODERATED_INPUT_MESSAGE and told.get("message_reference")  # a short reply
         assert told["allowed_mentions"] == {"parse": [], "replied_user": False}
-        acted = await t.command("act", t.fake.players[1], options={"action": "I flay him too"})
-        assert acted[-1]["content"] == MODERATED_INPUT_MESSAGE and acted[-1]["flags"] & EPHEMERAL
+        iid, _ = await t.fake.send_interaction("act", user=t.fake.players[1], options={"action": "I flay him too"})
+        await t.fake.wait_for(lambda: any(a["content"] for a in t.fake.seen_answers(iid)), timeout=10,
+                              what="the refusal of the /act")
+        # the public "thinking" message is gone and the refusal only its author sees
+        assert t.fake.seen_answers(iid) == [{"content": None, "ephemeral": False, "deleted": True},
+                                            {"content": MODERATED_INPUT_MESSAGE, "ephemeral": True, "deleted": False}]
         rows = await t.bot.store.db.fetchall("SELECT author_name, content, reason FROM refused_messages ORDER BY id")
         assert [tuple(r) for r in rows] == [("ann", "I flay the prisoner alive", "moderated"),
                                             ("bob", "I flay him too", "moderated")]

@@ -159,6 +159,7 @@ class FakeDiscord:
         self.admin = self._user(6_000_000_000_000_002, "admin")
         self.players = [self._user(6_000_000_000_000_010 + i, name) for i, name in enumerate(["ann", "bob", "cy"])]
         self.rest_log: list[RestCall] = []
+        self.answers: dict[str, list[dict[str, Any]]] = {}  # interaction token -> its answers as shown (seen_answers)
         self.sent_messages: list[dict[str, Any]] = []
         self.edited_messages: list[dict[str, Any]] = []  # PATCH /channels/{id}/messages/{id} bodies, in order
         self._posted: dict[str, dict[str, Any]] = {}  # message id -> the message as it stands now
@@ -579,12 +580,38 @@ class FakeDiscord:
         if parts[0] == "interactions" and parts[-1] == "callback" and m == "POST":
             resource: dict[str, Any] = {"type": (body or {}).get("type", 4)}
             data = (body or {}).get("data") or {}
+            ephemeral = bool(data.get("flags", 0) & 64)
+            token = parts[2] if len(parts) > 2 else ""
             if resource["type"] == 4:
                 resource["message"] = self._message(None, data)
+                self.answers.setdefault(token, []).append({"content": data.get("content") or "", "ephemeral": ephemeral,
+                                                           "deleted": False})
+            elif resource["type"] == 5:  # "thinking...": the original message, public unless the defer was ephemeral
+                self.answers.setdefault(token, []).append({"content": None, "ephemeral": ephemeral, "deleted": False,
+                                                           "placeholder": True})
             return ok({"interaction": {"id": parts[1], "type": 2, "response_message_loading": resource["type"] == 5,
                                        "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
                        "resource": resource})
         if parts[0] == "webhooks" and len(parts) >= 3:
+            # Discord: after a defer, the first follow-up REPLACES the "thinking" original, keeping the
+            # defer's visibility whatever the follow-up's flags; later follow-ups are messages of their
+            # own with their own flags. DELETE .../messages/@original removes the original (204).
+            token = parts[2]
+            answers = self.answers.setdefault(token, [])
+            pending = next((a for a in answers if a.get("placeholder") and not a["deleted"]), None)
+            if m == "DELETE" and parts[-1] == "@original":
+                original = answers[0] if answers else None
+                if original is None or original["deleted"]:
+                    return _json_response({"message": "Unknown Message", "code": 10008}, status=404)
+                original["deleted"] = True
+                return web.Response(status=204)
+            if m == "POST":
+                flags_ephemeral = bool((body or {}).get("flags", 0) & 64)
+                if pending is not None:
+                    pending.update(content=(body or {}).get("content") or "", placeholder=False)
+                else:
+                    answers.append({"content": (body or {}).get("content") or "", "ephemeral": flags_ephemeral,
+                                    "deleted": False})
             return ok(self._message(None, body or {}))
         return _json_response({"message": f"404: Not Found ({m} {path})", "code": 0}, status=404)
 
@@ -606,6 +633,13 @@ class FakeDiscord:
     def edits_of(self, message_id: int | str) -> list[dict[str, Any]]:
         """The PATCH bodies that edited one message, in order."""
         return [e for e in self.edited_messages if e["id"] == str(message_id)]
+
+    def seen_answers(self, interaction_id: str) -> list[dict[str, Any]]:
+        """An interaction's answers as Discord shows them: ``{"content", "ephemeral", "deleted"}`` per
+        message (a "thinking" placeholder that no follow-up replaced has content None), visibility as
+        it results (a first follow-up after a public defer is public whatever its flags)."""
+        token = self._interactions.get(str(interaction_id), str(interaction_id))
+        return [{k: a[k] for k in ("content", "ephemeral", "deleted")} for a in self.answers.get(token, [])]
 
     def interaction_responses(self, interaction_id: str) -> list[RestCall]:
         """The callback, follow-ups and edits for one interaction, in order."""
