@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import combat_bench, guard_bench, journal_bench, stream_bench, world_memory
+from bench import combat_bench, guard_bench, journal_bench, pg_bench, stream_bench, world_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -460,6 +460,8 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
         with model_server(latency=1.0) as slow_url:
             results["journal_load"] = await journal_bench.bench_overhead_with_reloads(
                 slow_url, stored=stored, turns=3 if quick else 10)
+    if only in (None, "pg"):  # PostgreSQL beside SQLite (bench/pg_bench.py; about 3 minutes)
+        results.update(await pg_bench.bench_postgres(quick))
     if only in (None, "recall"):
         size = (300, 30, 20) if quick else (2000, 200, 100)
         results["recall"] = await world_memory.bench_recall(*size, tools=True)
@@ -495,6 +497,7 @@ MARKS = [
     ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
     ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
     ("lore", "choose_ms_p99", "<=", 2.0, "choosing a turn's lore among 1,000 entries, p99 ms"),
+    *pg_bench.MARKS,
     ("recall", "recall_share", ">=", 1.0, "recall of entries named 500+ turns later (model records lore)"),
     ("recall", "ratio", "<=", 1.10, "prompt at turn 2,000 / turn 100 with 200 lore entries (20-turn means)"),
 ]
@@ -515,7 +518,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat",
-                                           "guard", "search", "lore", "recall", "stream", "journal"])
+                                           "guard", "search", "lore", "recall", "stream", "journal", "pg"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
