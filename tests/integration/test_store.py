@@ -242,3 +242,26 @@ async def test_a_campaign_lease_has_one_holder_at_a_time(store: Store) -> None:
     # racing for a free lease: exactly one of many wins
     wins = await asyncio.gather(*(store.leases.acquire(c.id, f"p{i}", 15, now=2000) for i in range(8)))
     assert sum(wins) == 1
+
+
+async def test_a_daily_budget_is_one_budget_across_processes(store: Store, database_url: str) -> None:
+    from dataclasses import replace
+
+    from bot.config import load_settings
+    from bot.game.configs import ServerConfigs
+    from bot.game.errors import BudgetExhausted
+    from bot.game.ledger import UsageLedger
+    from bot.llm.types import ChatResult, Usage
+    from bot.store import default_guild_config
+
+    defaults = replace(default_guild_config(load_settings(None)), guild_daily_token_budget=1000)
+    c = await store.campaigns.create(guild_id=5, channel_id=6, title="T", setting="", tone="", created_by=3)
+    call = ChatResult("ok", usage=Usage(400, 100), model="gpt-4o-mini")
+    async with Database.open(database_url) as elsewhere:  # a second process's own connection(s)
+        here = UsageLedger(store, ServerConfigs(store, defaults))
+        there = UsageLedger(Store(elsewhere), ServerConfigs(Store(elsewhere), defaults))
+        await here.record(c, [7], "turn", [call])
+        await there.check_budget(5, [7])  # 500 of 1,000 spent: both may go on
+        await there.record(c, [8], "turn", [call])
+        with pytest.raises(BudgetExhausted):
+            await here.check_budget(5, [7])  # the other process's 500 count here too
