@@ -1,4 +1,5 @@
-"""Play: channel messages and ``/act`` become actions; ``/retry`` and ``/undo`` fix the last turn.
+"""Play: channel messages and ``/act`` become actions (an edit before the DM answers changes one, a
+deletion withdraws it); ``/retry`` and ``/undo`` fix the last turn.
 
 Free text in a channel with an active campaign goes to the game core, which filters it (other bots,
 OOC, other bots' commands), stores it and collects it into a group turn. Without the message-content
@@ -45,6 +46,32 @@ class PlayCog(commands.Cog):
             author_id=message.author.id, author_name=message.author.display_name, content=content,
             message_id=message.id, author_is_bot=message.author.bot, mentions_bot=mentions_bot,
             replies_to_bot=replies_to_bot, created_at=message.created_at.timestamp())
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """An edited message (raw: also one discord.py's cache never saw): a pending action the DM has
+        not started to answer takes the new text; after the DM answered, nothing changes."""
+        me = self.bot.user
+        message = payload.message
+        if me is None or payload.guild_id is None or message.author.id == me.id or message.author.bot:
+            return
+        try:
+            intake = await self.bot.game.handle_edit(self._incoming(message, me))
+        except Exception:
+            log.exception("handling the edit of message %s failed", payload.message_id)
+            return
+        if intake.status == "refused" and intake.player_message:
+            await self._tell(message, f"{intake.player_message} (Your action stays as you first wrote it.)")
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """A deleted message: a pending action the DM has not started to answer is withdrawn."""
+        if payload.guild_id is None:
+            return
+        try:
+            await self.bot.game.handle_delete(payload.channel_id, payload.message_id)
+        except Exception:
+            log.exception("handling the deletion of message %s failed", payload.message_id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

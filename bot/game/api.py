@@ -57,7 +57,7 @@ class IncomingMessage:
 IntakeStatus = Literal["queued", "ignored", "refused"]
 IntakeReason = Literal["", "action", "bot", "empty", "channel_not_allowed", "prefix", "ooc", "not_mentioned",
                        "no_campaign", "paused", "duplicate", "too_long", "budget", "queue_full", "cooldown",
-                       "moderated"]
+                       "moderated", "answered", "withdrawn"]
 ReplyKind = Literal["turn", "retry", "notice", "recovered"]
 
 
@@ -271,6 +271,17 @@ class GameAPI(Protocol):
     async def handle_message(self, msg: IncomingMessage) -> Intake:
         """Filter, store (commit) and queue a player's message; returns at once (the DM's reply
         comes later through the Narrator)."""
+        ...
+
+    async def handle_edit(self, msg: IncomingMessage) -> Intake:
+        """A player edited a message (``msg`` carries its id and new text): a pending action the DM has
+        not started to answer takes the new text ("queued"), keeping the first in the store; an edit
+        into chatter withdraws it; after the DM answered, nothing changes ("ignored", "answered")."""
+        ...
+
+    async def handle_delete(self, channel_id: int, message_id: int) -> Intake:
+        """A message was deleted: a pending action the DM has not started to answer is withdrawn
+        ("ignored", "withdrawn"); after the DM answered, nothing changes ("answered")."""
         ...
 
     # --- campaign --------------------------------------------------------------------------------

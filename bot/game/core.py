@@ -424,6 +424,15 @@ class Game:
         ``SafetyCommands.xcard``."""
         await self.safety_commands.xcard(where.channel_id, what)
 
+    # --- edits and deletions of pending actions (bot.game.intake) --------------------------------
+    async def handle_edit(self, msg: IncomingMessage) -> Intake:
+        """See ``ActionIntake.edit``."""
+        return await self.intake.edit(msg)
+
+    async def handle_delete(self, channel_id: int, message_id: int) -> Intake:
+        """See ``ActionIntake.withdraw``."""
+        return await self.intake.withdraw(channel_id, message_id)
+
     # --- the journal (bot.game.journal_links) ----------------------------------------------------
     async def journal_link(self, where: ChannelRef, actor: Actor) -> str:
         """See ``JournalLinks.campaign_link``."""

@@ -111,6 +111,16 @@ class ActionIntake:
             session.storing -= 1
         if not new:
             return Intake("ignored", "duplicate", story_message_id=stored.id)
+        if msg.message_id is not None and msg.message_id in session.early:  # edited or deleted on its way here
+            early = session.early.pop(msg.message_id)
+            if early is None:
+                await self.store.story.withdraw_pending(session.campaign.id, msg.message_id)
+                return Intake("ignored", "withdrawn", story_message_id=stored.id)
+            edited_text = early.content.strip()
+            if 0 < len(edited_text) <= self.settings.max_input_chars:
+                stored = await self.store.story.edit_pending(
+                    session.campaign.id, msg.message_id, edited_text,
+                    self.count(edited_text, session.config.model)) or stored
         if not self.registry.is_current(live):
             return Intake("queued", "action", story_message_id=stored.id)  # ended meanwhile: stored only
         session.last_active = now
@@ -118,6 +128,58 @@ class ActionIntake:
         session.collector.add(now, msg.author_id)
         live.worker.kick()
         return Intake("queued", "action", story_message_id=stored.id)
+
+    async def edit(self, msg: IncomingMessage) -> Intake:
+        """A player edited ``msg.message_id``: while it is a pending action the DM has not started to
+        answer, its text becomes ``msg.content`` (the same filters as a new message: an edit into
+        chatter or OOC withdraws it, one too long or flagged keeps the old text and says why); the first
+        text stays in the store. Otherwise nothing changes ("answered": ``/undo`` is for that)."""
+        if msg.message_id is None:
+            return Intake("ignored", "empty")
+        live = await self.registry.get(msg.channel_id)
+        if live is None:
+            return Intake("ignored", "no_campaign")
+        session = live.state
+        action = next((a for a in session.pending if a.platform_message_id == msg.message_id), None)
+        if action is None and session.storing and msg.message_id in session.recent_message_ids():
+            session.early[msg.message_id] = msg  # still being stored: the intake applies it once it is
+            return Intake("queued", "action")
+        if action is None or action.id in session.answering or action.author_id != msg.author_id:
+            return Intake("ignored", "answered")
+        verdict = classify(msg, session.config, max_input_chars=self.settings.max_input_chars)
+        if verdict.status == "ignored":
+            return await self.withdraw(msg.channel_id, msg.message_id)
+        if verdict.status == "refused":
+            return Intake("refused", verdict.reason, verdict.message)
+        refused = await self._moderate(msg, session.config, session.campaign, session.safety.lines)
+        if refused is not None:
+            await self.withdraw(msg.channel_id, msg.message_id)
+            return refused
+        text = msg.content.strip()
+        edited = await self.store.story.edit_pending(session.campaign.id, msg.message_id, text,
+                                                     self.count(text, session.config.model))
+        if edited is None or action.id in session.answering:  # answered meanwhile: the DM has read it
+            return Intake("ignored", "answered")
+        session.pending = [edited if a.id == action.id else a for a in session.pending]
+        return Intake("queued", "action", story_message_id=edited.id)
+
+    async def withdraw(self, channel_id: int, message_id: int) -> Intake:
+        """A player deleted ``message_id``: a pending action the DM has not started to answer is
+        withdrawn (kept in the store as undone, never answered); otherwise nothing changes."""
+        live = await self.registry.get(channel_id)
+        if live is None:
+            return Intake("ignored", "no_campaign")
+        session = live.state
+        action = next((a for a in session.pending if a.platform_message_id == message_id), None)
+        if action is None and session.storing and message_id in session.recent_message_ids():
+            session.early[message_id] = None  # still being stored: the intake withdraws it once it is
+            return Intake("ignored", "withdrawn")
+        if action is None or action.id in session.answering:
+            return Intake("ignored", "answered")
+        if await self.store.story.withdraw_pending(session.campaign.id, message_id) is None:
+            return Intake("ignored", "answered")
+        session.pending = [a for a in session.pending if a.id != action.id]
+        return Intake("ignored", "withdrawn", story_message_id=action.id)
 
     async def _store_for_the_next_start(self, msg: IncomingMessage) -> Intake:
         """The process is shutting down and loads no session: store the action as pending (it is

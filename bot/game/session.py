@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.game import context as ctxmod
+from bot.game.api import IncomingMessage
 from bot.game.errors import NothingToUndo
 from bot.game.turns import TurnCollector
 from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary, TableSafety
@@ -74,6 +75,8 @@ class GameSession:
         window: the sticky history window of the prompt.
         lock: held while a turn, a retry, an undo or a sheet change runs.
         busy: True while a turn or a retry is being answered.
+        answering: ids of the pending actions the running turn answers (an edit or deletion of one
+            of them changes nothing: the DM already read it).
         recovering: True while actions left by a previous process wait for their first answer.
         recent_actions: player id -> times (clock seconds) of their latest actions, for the burst gate.
         storing: actions past the queue check whose INSERT has not returned yet.
@@ -100,6 +103,9 @@ class GameSession:
         self.window = ctxmod.HistoryWindow()
         self.lock = asyncio.Lock()
         self.busy = False
+        self.answering: set[int] = set()
+        self.early: dict[int, IncomingMessage | None] = {}  # message id -> its edit (None: deleted) that
+        # arrived while the message itself was still on its way to the store
         self.closed = False
         self.recovering = bool(pending)
         self.stalled: set[int] = set()
@@ -245,6 +251,10 @@ class GameSession:
         if len(self._recent_ids) > RECENT_IDS:
             self._recent_set.discard(self._recent_ids.popleft())
         return True
+
+    def recent_message_ids(self) -> set[int]:
+        """The platform message ids seen recently (a read-only view, for edits racing their message)."""
+        return self._recent_set
 
     # --- cached prompt parts ---------------------------------------------------------------------
     def system_text(self) -> str:

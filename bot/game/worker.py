@@ -99,6 +99,7 @@ class TurnWorker:
             session.recovering = False
             actions = list(session.pending)
             session.collector.reset()
+            session.answering = {a.id for a in actions}
             try:
                 answered = await self.play(actions, kind)
             except asyncio.CancelledError:
@@ -108,6 +109,7 @@ class TurnWorker:
                 answered = False
                 with contextlib.suppress(Exception):
                     await self.notify(session.channel_id, FAILED_TURN_NOTICE)
+            session.answering = set()
             if not answered:
                 session.stalled.update(a.id for a in actions)
 

@@ -86,6 +86,30 @@ class StoryStore:
         return StoryMessage(int(new_id or 0), campaign_id, turn, "system", None, author_name, None, content,
                             token_count, "answered", now)
 
+    async def edit_pending(self, campaign_id: int, platform_message_id: int, content: str,
+                           token_count: int) -> StoryMessage | None:
+        """Replace the text of a still pending action (the message its player edited), keeping its
+        first text in ``first_content``. Returns the action as it now is, or None when no pending
+        action has that message id (answered, withdrawn or never an action): then nothing changes."""
+        row = await self.db.fetchone(
+            "UPDATE story_messages SET first_content = COALESCE(first_content, content), content = ?,"
+            f" token_count = ? WHERE campaign_id = ? AND platform_message_id = ? AND state = 'pending'"
+            f" RETURNING {_COLUMNS}", (content, token_count, campaign_id, platform_message_id))
+        return _row(row) if row is not None else None
+
+    async def withdraw_pending(self, campaign_id: int, platform_message_id: int) -> int | None:
+        """Withdraw a still pending action (its message was deleted): it becomes ``undone`` and is
+        never answered. Returns its id, or None when no pending action has that message id."""
+        row = await self.db.fetchone(
+            "UPDATE story_messages SET state = 'undone' WHERE campaign_id = ? AND platform_message_id = ?"
+            " AND state = 'pending' RETURNING id", (campaign_id, platform_message_id))
+        return int(row[0]) if row is not None else None
+
+    async def first_text(self, message_id: int) -> str | None:
+        """The first text of an action that was edited while pending (None if never edited)."""
+        row = await self.db.fetchone("SELECT first_content FROM story_messages WHERE id = ?", (message_id,))
+        return row[0] if row is not None else None
+
     async def pending(self, campaign_id: int) -> list[StoryMessage]:
         """Actions not yet answered, oldest first."""
         rows = await self.db.fetchall(

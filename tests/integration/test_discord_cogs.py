@@ -489,3 +489,40 @@ async def test_moderation_on_discord_refusals_are_private_and_config_set_explain
         assert [tuple(r) for r in rows] == [("ann", "I flay the prisoner alive", "moderated"),
                                             ("bob", "I flay him too", "moderated")]
         assert len(t.model.chat_requests) == chats  # the DM never saw either
+
+
+async def test_an_edit_before_the_turn_reaches_the_prompt_a_deletion_withdraws_and_after_it_nothing_changes(
+        tmp_path: Path) -> None:
+    async with table(tmp_path, turn_window_seconds=3, turn_extend_seconds=0.5, turn_max_window_seconds=4) as t:
+        await start_with_party(t)
+        channel, (ann, bob, _cy) = t.fake.channel_id, t.fake.players
+        t.model.push(Reply("The door gives way; the lantern stays dark."))
+        before = len(t.model.chat_requests)
+        typo = await t.fake.send_message(channel, ann, "I kcik the door")
+        dropped = await t.fake.send_message(channel, bob, "I light the lantern")
+        campaign = await t.bot.store.campaigns.live_in_channel(channel)
+        assert campaign is not None
+
+        async def stored() -> None:  # a player edits after their message is in, as people do
+            while len(await t.bot.store.story.pending(campaign.id)) < 2:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(stored(), 10)
+        await t.fake.edit_user_message(channel, typo, ann, "I kick the door")
+        await t.fake.delete_user_message(channel, dropped)
+        asked = (await t.model.wait_for_chat_requests(before + 1, timeout=15))[before]
+        prompt = asked.messages[-1]["content"]
+        assert "<<<I kick the door>>>" in prompt and "kcik" not in prompt and "lantern" not in prompt
+        await t.fake.wait_for(lambda: len(t.fake.messages_in(channel)) >= 1, timeout=15, what="the reply")
+        rows = await t.bot.store.db.fetchall(
+            "SELECT content, first_content, state FROM story_messages WHERE campaign_id = ? AND role = 'player'"
+            " ORDER BY id", (campaign.id,))
+        assert [tuple(r) for r in rows] == [("I kick the door", "I kcik the door", "answered"),
+                                            ("I light the lantern", None, "undone")]
+        # after the DM answered: an edit changes nothing in the story (that is /undo's job)
+        await t.fake.edit_user_message(channel, typo, ann, "I never touched the door")
+        t.model.push(Reply("Dust settles."))
+        await t.fake.send_message(channel, bob, "I wait")
+        later = (await t.model.wait_for_chat_requests(before + 2, timeout=15))[before + 1]
+        history = "\n".join(str(m.get("content")) for m in later.messages)
+        assert "I kick the door" in history and "never touched" not in history

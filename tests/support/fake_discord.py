@@ -347,6 +347,22 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", data)
         return mid
 
+    async def edit_user_message(self, channel_id: int, message_id: int, author: dict[str, Any], content: str) -> None:
+        """Dispatch MESSAGE_UPDATE as Discord does when a player edits their message: the whole
+        message with its new content and ``edited_timestamp`` (discord.py's cache may never have seen it)."""
+        user = self._user(int(author["id"]), author.get("username", "someone"))
+        await self.dispatch("MESSAGE_UPDATE", {
+            "id": str(message_id), "channel_id": str(channel_id), "guild_id": str(self.guild_id), "author": user,
+            "member": {k: v for k, v in self._member(user).items() if k != "user"}, "content": content,
+            "timestamp": _now_iso(), "edited_timestamp": _now_iso(), "tts": False, "mention_everyone": False,
+            "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
+            "flags": 0, "components": []})
+
+    async def delete_user_message(self, channel_id: int, message_id: int) -> None:
+        """Dispatch MESSAGE_DELETE (a player, or a moderator, deleted a message)."""
+        await self.dispatch("MESSAGE_DELETE", {"id": str(message_id), "channel_id": str(channel_id),
+                                               "guild_id": str(self.guild_id)})
+
     @staticmethod
     def _option(name: str, value: Any) -> dict[str, Any]:
         kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 10 if isinstance(value, float) else 3

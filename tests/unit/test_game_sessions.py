@@ -897,3 +897,63 @@ async def test_only_the_servers_of_this_processs_shards_are_recovered(tmp_path: 
                                              token_count=2, platform_message_id=mid)
         assert await env.game.registry.adopt() == 1
         assert sorted(env.game.registry.sessions) == [80]
+
+
+# --- edits and deletions of pending actions ------------------------------------------------------------
+async def players_rows(env: Env) -> list[tuple[int, str, str]]:
+    """Every stored player action ``(id, content, state)``, undone ones too, oldest first."""
+    rows = await env.store.db.fetchall(
+        "SELECT id, content, state FROM story_messages WHERE role = 'player' ORDER BY id")
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def edit_of(who: Actor, text: str, message_id: int) -> IncomingMessage:
+    return IncomingMessage(guild_id=WHERE.guild_id, channel_id=WHERE.channel_id, author_id=who.user_id,
+                           author_name=who.name, content=text, message_id=message_id)
+
+
+async def test_an_edit_before_the_turn_is_answered_a_deletion_withdraws_and_filters_still_apply(
+        tmp_path: Path) -> None:
+    async with make_env(tmp_path, max_input_chars=60) as env:
+        await party_of(env, ANN, BOB, CY)  # cy never acts: the window runs to its deadline
+        await env.act(ANN, "I kcik the door")  # message 1001
+        await env.act(BOB, "I light the lantern")  # 1002
+        assert (await env.game.handle_edit(edit_of(ANN, "I kick the door", 1001))).status == "queued"
+        assert (await env.game.handle_edit(edit_of(BOB, "I steal Aria's purse", 1001))).reason == "answered"  # not his
+        too_long = await env.game.handle_edit(edit_of(ANN, "I kick " + "the door " * 10, 1001))
+        assert (too_long.status, too_long.reason) == ("refused", "too_long")  # the text before stays
+        assert (await env.game.handle_delete(WHERE.channel_id, 1002)).reason == "withdrawn"
+        await env.advance(6)
+        prompt = env.model.requests[0].messages[-1]["content"]
+        assert "<<<I kick the door>>>" in prompt
+        assert "kcik" not in prompt and "lantern" not in prompt and "purse" not in prompt
+        assert "the door the" not in prompt
+        assert env.narrator.turns[0].answered_message_ids == (1001,)
+        stored = await players_rows(env)
+        assert [(r[1], r[2]) for r in stored] == [("I kick the door", "answered"), ("I light the lantern", "undone")]
+        assert await env.store.story.first_text(stored[0][0]) == "I kcik the door"
+        # after the DM answered: nothing changes
+        assert (await env.game.handle_edit(edit_of(ANN, "I never touched it", 1001))).reason == "answered"
+        assert (await env.game.handle_delete(WHERE.channel_id, 1001)).reason == "answered"
+        assert [(r[1], r[2]) for r in await players_rows(env)] == [("I kick the door", "answered"),
+                                                                   ("I light the lantern", "undone")]
+
+
+async def test_an_edit_into_chatter_withdraws_and_an_edit_while_the_dm_answers_changes_nothing(
+        tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        await party_of(env, ANN, BOB)
+        await env.act(ANN, "I open the chest")  # 1001
+        assert (await env.game.handle_edit(edit_of(ANN, "((brb, pizza))", 1001))).reason == "withdrawn"
+        assert env.session().pending == []
+        held = Held(reply("The chest is empty."))
+        env.model.push(held)
+        await env.act(BOB, "I search the shelves")  # 1002
+        env.clock.advance(6)
+        await asyncio.wait_for(held.started.wait(), 5)  # the DM is answering 1002
+        assert (await env.game.handle_edit(edit_of(BOB, "I burn the shelves", 1002))).reason == "answered"
+        assert (await env.game.handle_delete(WHERE.channel_id, 1002)).reason == "answered"
+        held.release.set()
+        await env.narrator.wait_for(1)
+        assert [(r[1], r[2]) for r in await players_rows(env)] == [("I open the chest", "undone"),
+                                                                   ("I search the shelves", "answered")]
