@@ -22,7 +22,7 @@ slowing its turns: on SQLite the pages read through a second, read-only connecti
 while the bot writes, so a page never waits for the bot's connection nor holds it), and templates
 render in a worker thread, so the event loop keeps serving turns while a page is built; a page
 built in the last ``PAGE_CACHE_SECONDS`` is served again as it was (a table that keeps reloading
-costs one build every two seconds, and the journal lags the channel by at most that).
+costs one build every ten seconds, and the journal lags the channel by at most that).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from bot.store.journal import USAGE_DAYS, JournalLink
 log = logging.getLogger(__name__)
 
 MISSES_PER_MINUTE = 20
-PAGE_CACHE_SECONDS = 2.0
+PAGE_CACHE_SECONDS = 10.0
 PAGE_CACHE_MAX = 256
 CHAPTERS_SHOWN = 60  # the newest chapters on the campaign page
 CHART_WIDTH, CHART_HEIGHT = 600, 160
