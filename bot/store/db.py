@@ -132,6 +132,26 @@ class TableInfo:
     foreign_keys: frozenset[tuple[str, str, str]]
 
 
+def index_columns(after_paren: str) -> list[str]:
+    """The comma-separated items of an index's column list, given the text just after its opening
+    parenthesis (up to the matching closing one; nested parentheses kept), each stripped."""
+    depth, cols, current = 0, [], ""
+    for ch in after_paren:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                break
+            depth -= 1
+        if ch == "," and depth == 0:
+            cols.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    cols.append(current.strip())
+    return cols
+
+
 def logical_type(declared: str) -> str:
     """The logical type of a declared column type: "integer", "real" or "text"."""
     t = declared.lower()

@@ -31,6 +31,7 @@ from bot.store.db import (
     IntegrityError,
     Row,
     TableInfo,
+    index_columns,
     logical_type,
     redact,
 )
@@ -239,19 +240,5 @@ class PostgresDatabase(Database):
 
 def _index_columns(definition: str) -> tuple[str, ...]:
     """The column list of ``pg_get_indexdef``'s ``CREATE INDEX ... USING btree (a, lower(b)) WHERE ...``."""
-    inner = definition[definition.index("USING btree (") + len("USING btree ("):]
-    depth, cols, current = 0, [], ""
-    for ch in inner:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            if depth == 0:
-                break
-            depth -= 1
-        if ch == "," and depth == 0:
-            cols.append(current.strip())
-            current = ""
-            continue
-        current += ch
-    cols.append(current.strip())
+    cols = index_columns(definition[definition.index("USING btree (") + len("USING btree ("):])
     return tuple(re.sub(r"\(\((\w+)\)::text\)", r"(\1)", c) for c in cols)

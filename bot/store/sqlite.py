@@ -39,6 +39,7 @@ from bot.store.db import (
     IntegrityError,
     Row,
     TableInfo,
+    index_columns,
     logical_type,
 )
 
@@ -216,24 +217,8 @@ class SqliteDatabase(Database):
 def _index_columns(create_sql: str) -> list[str]:
     """The column list of a ``CREATE INDEX`` statement, normalised: ``name COLLATE NOCASE`` is
     ``lower(name)`` (how PostgreSQL's index spells the same rule)."""
-    inner = create_sql[create_sql.index("(") + 1:]
-    depth, cols, current = 0, [], ""
-    for ch in inner:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            if depth == 0:
-                break
-            depth -= 1
-        if ch == "," and depth == 0:
-            cols.append(current)
-            current = ""
-            continue
-        current += ch
-    cols.append(current)
     out = []
-    for col in cols:
-        col = col.strip()
+    for col in index_columns(create_sql[create_sql.index("(") + 1:]):
         nocase = re.match(r"^(\w+)\s+COLLATE\s+NOCASE$", col, re.IGNORECASE)
         out.append(f"lower({nocase.group(1)})" if nocase else col)
     return out
