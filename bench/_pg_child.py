@@ -28,49 +28,8 @@ import os
 import random
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-
-class NullNarrator:
-    """Hands replies to nothing; wakes the channel's waiter on each reply."""
-
-    def __init__(self) -> None:
-        self.events: dict[int, asyncio.Event] = {}
-
-    async def deliver(self, reply: Any) -> None:
-        self.events.setdefault(reply.channel_id, asyncio.Event()).set()
-
-    def stream(self, head: Any) -> None:
-        """No streamed replies: the core delivers each reply whole."""
-        return None
-
-    async def show_tracker(self, channel_id: int, campaign_id: int, view: Any) -> None:
-        pass
-
-    @contextlib.asynccontextmanager
-    async def thinking(self, channel_id: int) -> AsyncIterator[None]:
-        yield
-
-    async def wait(self, channel_id: int) -> None:
-        event = self.events.setdefault(channel_id, asyncio.Event())
-        await event.wait()
-        event.clear()
-
-
-class InstantModel:
-    """A zero-latency model in this process (as ``python -m bench``'s throughput bench uses)."""
-
-    async def chat(self, messages: list[dict[str, Any]], *, model: str | None = None, **kw: Any) -> Any:
-        from bot.llm.types import ChatResult, Usage
-
-        return ChatResult(text=NARRATION,
-                          usage=Usage(prompt_tokens=1500, completion_tokens=15), cost_usd=0.0002,
-                          model=model or "gpt-4o-mini")
-
-    async def aclose(self) -> None:
-        return None
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -79,6 +38,7 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 async def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bench.__main__ import InstantModel, NullNarrator  # the main bench's own doubles
     from bot.config import load_settings
     from bot.game.api import IncomingMessage
     from bot.game.core import Game

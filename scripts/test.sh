@@ -12,35 +12,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 ensure_venv test
-# PostgreSQL's server binaries: the store and game suites also run on PostgreSQL, which the tests start
-# themselves on 127.0.0.1 (tests/support/postgres.py). Installed from the distribution when missing.
-if [ -z "${POSTGRES_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  as_root=""
+# install_missing PACKAGE WHAT HINT: the distribution's PACKAGE (as root, or with sudo), or stop with HINT.
+install_missing() {
+  local as_root=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && as_root="sudo -n"
   if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$as_root" ]; }; then
-    echo "scripts/test.sh: installing PostgreSQL (the distribution's postgresql package)" >&2
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 \
-      || { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+    echo "scripts/test.sh: installing $2 (the distribution's $1 package)" >&2
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1 \
+      || { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; }
   else
-    echo "scripts/test.sh: PostgreSQL's server binaries are missing: install the postgresql package" \
-         "(or set POSTGRES_BIN to its bin folder)" >&2
+    echo "scripts/test.sh: $2 is missing: install the $1 package ($3)" >&2
     exit 1
   fi
+}
+# PostgreSQL's server binaries: the store and game suites also run on PostgreSQL, which the tests start
+# themselves on 127.0.0.1 (tests/support/postgres.py).
+if [ -z "${POSTGRES_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  install_missing postgresql "PostgreSQL's server" "or set POSTGRES_BIN to its bin folder"
 fi
 # Chromium for the journal's browser tests (Playwright drives it with executable_path; browsers are
-# never downloaded by Playwright itself). Installed from the distribution when missing.
+# never downloaded by Playwright itself).
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-  as_root=""
-  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && as_root="sudo -n"
-  if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || [ -n "$as_root" ]; }; then
-    echo "scripts/test.sh: installing Chromium (the distribution's chromium package)" >&2
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { $as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-  else
-    echo "scripts/test.sh: chromium is missing: install the chromium package (or set CHROMIUM to a Chromium" \
-         "binary)" >&2
-    exit 1
-  fi
+  install_missing chromium Chromium "or set CHROMIUM to a Chromium binary"
 fi
 set +e
 .venv/bin/python -m ruff check .
