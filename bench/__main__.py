@@ -457,9 +457,8 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
         results["lore"] = world_memory.bench_lore_choice(1000, turns=100 if quick else 500)
     if only in (None, "journal"):
         results["journal"] = await journal_bench.bench_pages(10_000 if quick else 100_000, 10 if quick else 40)
-        with model_server(latency=1.0) as slow_url:
-            results["journal_load"] = await journal_bench.bench_overhead_with_reloads(
-                slow_url, stored=stored, turns=3 if quick else 10)
+        results["journal_load"] = await journal_bench.bench_overhead_with_reloads(
+            1.0, stored=stored, turns=3 if quick else 10)
     if only in (None, "pg"):  # PostgreSQL beside SQLite (bench/pg_bench.py; about 3 minutes)
         results.update(await pg_bench.bench_postgres(quick))
     if only in (None, "recall"):

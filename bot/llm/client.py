@@ -149,6 +149,21 @@ def _moderation_results(response: Any, expected: int) -> tuple[TextModeration, .
     return tuple(out)
 
 
+def _break_cycle(retrying: AsyncRetrying) -> None:
+    """Free one call's tenacity objects by reference counting instead of a full garbage collection.
+
+    tenacity 9 keeps a reference cycle per ``async for`` loop: the ``RetryCallState`` points at its
+    ``AsyncRetrying`` (``retry_object``), which keeps it as ``_retry_state``, and its per-thread
+    ``iter_state`` holds bound methods of it. A model call lasts long enough for those ~50 objects
+    to reach the oldest generation, so every turn left cyclic garbage that only a full collection
+    frees, and full collections paused turns for 30-60 ms (bench/journal_bench.py, README "What
+    bounds the misses"). Emptying the iteration state and dropping the stored retry state after the
+    loop breaks both links; tenacity reads neither once the loop is over.
+    """
+    retrying.iter_state.reset()
+    vars(retrying).pop("_retry_state", None)
+
+
 class LLMClient:
     """An OpenAI-compatible chat client for the DM.
 
@@ -304,13 +319,17 @@ class LLMClient:
         attempts = 0
         try:
             async with asyncio.timeout(deadline_s):
-                async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait, stop=stop,
-                                                   before_sleep=before_sleep, reraise=True):
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        started = time.perf_counter()
-                        async with self.limiter.slot(estimate):
-                            value = await send()
+                retrying = AsyncRetrying(retry=retry_if_exception(retryable), wait=wait, stop=stop,
+                                         before_sleep=before_sleep, reraise=True)
+                try:
+                    async for attempt in retrying:
+                        with attempt:
+                            attempts = attempt.retry_state.attempt_number
+                            started = time.perf_counter()
+                            async with self.limiter.slot(estimate):
+                                value = await send()
+                finally:
+                    _break_cycle(retrying)
         except TimeoutError:
             timed_out = E.RequestTimedOut(f"call passed its {deadline_s:.0f} s deadline", attempts=max(1, attempts))
             log.warning("model call gave up: deadline %.1f s passed after %d attempt(s)", deadline_s, attempts)

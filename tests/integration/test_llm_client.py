@@ -466,3 +466,27 @@ async def test_an_error_in_the_callers_on_text_is_the_callers_not_the_endpoints(
             with pytest.raises(KeyError, match="a bug in the caller"):
                 await c.chat(MESSAGES, on_text=broken)
         assert len(server.chat_requests) == 1  # not retried, not turned into MalformedResponse
+
+
+async def test_calls_leave_no_cyclic_garbage_of_the_retry_layer() -> None:
+    """A model call's tenacity objects are freed by reference counting: none is left for the cycle
+    collector (each such leftover reached the oldest generation and cost full-collection pauses)."""
+    import gc
+
+    async with FakeOpenAI() as server:
+        server.push(Reply("warm"), Reply("one"), Error(500), Reply("two, after a retry"), Reply("three"))
+        async with client(server.url) as c:
+            await c.chat(MESSAGES)
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                results = [await c.chat(MESSAGES) for _ in range(2)]
+                results.append(await c.chat(MESSAGES, on_text=collect([])))
+                gc.collect()
+                leftovers = sorted({type(o).__qualname__ for o in gc.garbage
+                                    if type(o).__module__.startswith("tenacity")})
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+    assert [r.text for r in results] == ["one", "two, after a retry", "three"]
+    assert leftovers == []
