@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.models import ContentRating, TurnMode
+from bot.models import ContentRating, PaceSetting, TurnMode
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     content_rating: ContentRating = "teen"
     dm_style: str = Field("classic", max_length=300)
     stream_replies: bool = True
+    pace: PaceSetting = "auto"
     session_idle_seconds: float = Field(1800.0, gt=0)
     channel_queue_limit: int = Field(50, ge=1, le=10_000)
     player_cooldown_seconds: float = Field(2.0, ge=0, le=600)

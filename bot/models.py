@@ -21,6 +21,10 @@ LoreAuthor = Literal["dm", "extract", "player", "admin"]
 LoreAction = Literal["create", "update", "forget", "revert"]
 SearchSource = Literal["story", "chapter", "lore"]
 ContentRating = Literal["family", "teen", "mature"]
+PaceSetting = Literal["live", "rounds", "auto"]  # a campaign's or server's pace (bot.game.pace)
+PaceMode = Literal["live", "rounds"]  # how turns close now ("auto" resolved)
+DEFAULT_ROUND_DEADLINE_SECONDS = 12 * 3600.0
+DEFAULT_REMINDER_SHARE = 0.5  # remind halfway to the deadline; 0 turns reminders off
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class GuildConfig:
         stream_replies: the DM's reply is shown while the model writes it (``bot.game.streaming``;
             default: the ``STREAM_REPLIES`` setting). Replies are whole while ``moderation`` is on,
             since a reply must be moderated before anyone reads it.
+        pace: the default table pace of the server's campaigns, "auto", "live" or "rounds"
+            (``bot.game.pace``; a campaign's creator can choose its own with ``/campaign pace``).
     """
 
     guild_id: int
@@ -67,6 +73,7 @@ class GuildConfig:
     moderation: bool = False
     average_monster_hp: bool = False
     stream_replies: bool = True
+    pace: PaceSetting = "auto"
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -224,6 +231,7 @@ class CampaignStatusReport:
         turn_mode, model: the server's turn mode and model.
         unsummarised_tokens: prompt tokens the story not yet folded into the summary would cost.
         guard_interventions: output-guard rule -> times it stepped in (for admins).
+        pace: the table's pace, the open round's deadline and whom the DM waits for.
     """
 
     campaign: Campaign
@@ -236,6 +244,7 @@ class CampaignStatusReport:
     model: str = ""
     unsummarised_tokens: int = 0
     guard_interventions: dict[str, int] = field(default_factory=dict)
+    pace: PaceStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,3 +361,79 @@ class TableSafety:
     lines: tuple[str, ...] = ()
     veils: tuple[str, ...] = ()
     xcard_uses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaceSettings:
+    """A campaign's own pace settings; None means "the default".
+
+    Attributes:
+        pace: the campaign's pace (None: the server's ``pace`` option).
+        round_deadline_s: seconds from a round's first message to its deadline (None: 12 hours).
+        reminder_share: when the reminder is posted, as a share of the deadline, 0 (never) to 0.95
+            (None: 0.5).
+    """
+
+    pace: PaceSetting | None = None
+    round_deadline_s: float | None = None
+    reminder_share: float | None = None
+
+    @property
+    def deadline_s(self) -> float:
+        """The round deadline, seconds."""
+        return self.round_deadline_s if self.round_deadline_s is not None else DEFAULT_ROUND_DEADLINE_SECONDS
+
+    @property
+    def share(self) -> float:
+        """The reminder's share of the deadline (0: no reminder)."""
+        return self.reminder_share if self.reminder_share is not None else DEFAULT_REMINDER_SHARE
+
+
+@dataclass(slots=True)
+class PlayerPace:
+    """One player's pace state in a campaign.
+
+    Attributes:
+        away: the player said ``/away``: the DM does not wait for their character (until they post).
+        ping: reminders mention them (they asked to be pinged); default: named without a ping.
+        joined_turn: the campaign turn when their current character joined.
+        last_turn: the last turn that answered an action of theirs (0: none).
+    """
+
+    away: bool = False
+    ping: bool = False
+    joined_turn: int = 0
+    last_turn: int = 0
+
+
+@dataclass(slots=True)
+class Round:
+    """An open round: UNIX seconds it opened and its deadline; ``reminded``: the reminder was posted."""
+
+    opened_at: float
+    deadline_at: float
+    reminded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaceStatus:
+    """The table's pace as ``/campaign status`` and terminal play show it.
+
+    Attributes:
+        configured: the pace in force ("auto", "live", "rounds"; the campaign's or the server's).
+        mode: how turns close now ("live" or "rounds"); ``reason``: why, for people.
+        deadline_s: a round's deadline, seconds; ``reminder_share``: when the reminder comes (0: never).
+        round_opened_at, round_deadline_at: the open round, UNIX seconds (None: no round open).
+        waiting_for: characters whose actions the DM waits for; ``away``: characters whose players
+            said ``/away``.
+    """
+
+    configured: PaceSetting
+    mode: PaceMode
+    reason: str
+    deadline_s: float
+    reminder_share: float
+    round_opened_at: float | None = None
+    round_deadline_at: float | None = None
+    waiting_for: tuple[str, ...] = ()
+    away: tuple[str, ...] = ()

@@ -92,6 +92,8 @@ class DMReply:
         answered_message_ids: platform message ids of the player actions this reply answers.
         kind: "turn" (normal), "retry" (regenerated reply), "notice" (a table message from the core,
             e.g. "the DM is out of credit"), "recovered" (answer to actions left over from a restart).
+        ping_user_ids: users the message may mention (a round's reminder, for players who asked to be
+            pinged); every other mention in the text stays inert.
     """
 
     channel_id: int
@@ -101,6 +103,7 @@ class DMReply:
     answered_message_ids: tuple[int, ...] = ()
     kind: ReplyKind = "turn"
     campaign_id: int | None = None
+    ping_user_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

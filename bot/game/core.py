@@ -58,6 +58,7 @@ from bot.game.memory import MemoryKeeper
 from bot.game.moderation import Moderator
 from bot.game.notes import TableNotes, rolls_note
 from bot.game.options import parse_config_value
+from bot.game.pacing import PaceService
 from bot.game.party import PartyCommands
 from bot.game.pipeline import TurnPipeline, TurnTiming
 from bot.game.ports import LazyTokenCounter, ModelPort, ModerationPort, TokenCounter
@@ -75,6 +76,7 @@ from bot.models import (
     GuildConfig,
     LoreEntry,
     LoreRevision,
+    PaceStatus,
     RollRecord,
     SearchHit,
     StoryMessage,
@@ -126,14 +128,19 @@ class Game:
                                      ledger=self.ledger, notes=self.notes, clock=self.clock,
                                      encounters=self.encounters, moderator=self.moderator)
         self.registry = SessionRegistry(store=store, settings=settings, configs=self.configs, clock=self.clock,
-                                        assemble=self._assemble)
+                                        assemble=self._assemble, prepare=self._prepare)
+        self.pace = PaceService(store=store, registry=self.registry, clock=self.clock, deliver=narrator.deliver)
         self.intake = ActionIntake(store=store, registry=self.registry, configs=self.configs, ledger=self.ledger,
-                                   settings=settings, clock=self.clock, count=self.count, moderator=self.moderator)
+                                   settings=settings, clock=self.clock, count=self.count, moderator=self.moderator,
+                                   pace=self.pace)
         self.safety_commands = SafetyCommands(store=store, registry=self.registry, pipeline=self.pipeline)
         self.campaigns = CampaignCommands(store=store, registry=self.registry, configs=self.configs)
         self.party_commands = PartyCommands(store=store, registry=self.registry, notes=self.notes)
         self.lore_commands = LoreCommands(store=store, registry=self.registry, count=self.count)
         self.journal = JournalLinks(store, settings, self.registry)
+
+    async def _prepare(self, state: GameSession) -> None:
+        await self.pace.load(state)
 
     def _assemble(self, state: GameSession) -> LiveSession:
         """A loaded session's worker, memory keeper and sheet journal."""
@@ -142,7 +149,7 @@ class Game:
         async def play(actions: list[StoryMessage], kind: ReplyKind) -> bool:
             return await self.pipeline.play(live, actions, kind)
 
-        live = LiveSession(state=state, worker=TurnWorker(state, self.clock, play, self.pipeline.notice),
+        live = LiveSession(state=state, worker=TurnWorker(state, self.clock, play, self.pipeline.notice, self.pace),
                            memory=MemoryKeeper(state, self.store, self.llm, self.ledger, self.settings, self.count),
                            sheets=SheetJournal(state, self.store))
         return live
@@ -193,8 +200,24 @@ class Game:
         return await self.campaigns.set_status(where, actor, "active")
 
     async def status(self, where: ChannelRef) -> CampaignStatusReport:
-        """See ``CampaignCommands.status``."""
-        return await self.campaigns.status(where)
+        """See ``CampaignCommands.status``; with the pace (``PaceService.status``)."""
+        report = await self.campaigns.status(where)
+        live = await self.registry.get(where.channel_id)
+        return replace(report, pace=self.pace.status(live.state)) if live is not None else report
+
+    async def set_pace(self, where: ChannelRef, actor: Actor, *, pace: str | None = None,
+                       deadline_hours: float | None = None, reminder_share: float | None = None) -> PaceStatus:
+        """See ``PaceService.set_pace``."""
+        return await self.pace.set_pace(where, actor, pace=pace, deadline_hours=deadline_hours,
+                                        reminder_share=reminder_share)
+
+    async def away(self, where: ChannelRef, actor: Actor) -> bool:
+        """See ``PaceService.away``."""
+        return await self.pace.away(where, actor)
+
+    async def reminders(self, where: ChannelRef, actor: Actor, *, ping: bool) -> bool:
+        """See ``PaceService.reminders``."""
+        return await self.pace.reminders(where, actor, ping=ping)
 
     async def recap(self, where: ChannelRef, chapter: int | None = None) -> str:
         """See ``CampaignCommands.recap`` (the latest chapter and turns, or chapter ``chapter``)."""
@@ -207,8 +230,12 @@ class Game:
 
     # --- party -----------------------------------------------------------------------------------
     async def join(self, where: ChannelRef, actor: Actor, sheet: CharacterSheetInput) -> Character:
-        """See ``PartyCommands.join``."""
-        return await self.party_commands.join(where.channel_id, actor, sheet)
+        """See ``PartyCommands.join``; the new character counts as active in rounds from now."""
+        character = await self.party_commands.join(where.channel_id, actor, sheet)
+        live = await self.registry.get(where.channel_id)
+        if live is not None:
+            await self.pace.joined(live.state, actor.user_id)
+        return character
 
     async def character(self, where: ChannelRef, *, user_id: int | None = None,
                         name: str | None = None) -> Character:

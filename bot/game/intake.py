@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.game.api import IncomingMessage, Intake, IntakeReason
@@ -27,6 +28,9 @@ from bot.game.rules import PLAYER_NAME_MAX
 from bot.game.turns import Clock
 from bot.models import Campaign, GuildConfig
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.game.pacing import PaceService
 
 PLAYER_BURST = 3  # actions one player may send within player_cooldown_seconds before being refused
 
@@ -43,11 +47,15 @@ class ActionIntake:
         clock: time source for the burst gate and the collection window.
         count: the token counter (each action is counted once, when stored).
         moderator: checks messages when the server's ``moderation`` option is on (None: never).
+        pace: the table pace's bookkeeping (``bot.game.pacing.PaceService``): evidence for ``auto``,
+            a player back from ``/away``, the round a first message opens (None: none of that).
     """
 
     def __init__(self, *, store: Store, registry: SessionRegistry, configs: ServerConfigs, ledger: UsageLedger,
-                 settings: Settings, clock: Clock, count: TokenCounter, moderator: Moderator | None = None) -> None:
+                 settings: Settings, clock: Clock, count: TokenCounter, moderator: Moderator | None = None,
+                 pace: PaceService | None = None) -> None:
         self.moderator = moderator
+        self.pace = pace
         self.store = store
         self.registry = registry
         self.configs = configs
@@ -126,6 +134,8 @@ class ActionIntake:
         session.last_active = now
         session.pending.append(stored)
         session.collector.add(now, msg.author_id)
+        if self.pace is not None:
+            await self.pace.on_message(session, stored)
         live.worker.kick()
         return Intake("queued", "action", story_message_id=stored.id)
 

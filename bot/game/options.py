@@ -42,6 +42,8 @@ OPTION_HELP = {
                        "bloodied, down)",
     "stream_replies": "`on` (the DM's reply appears while it is written, edited in place about once a second) "
                       "or `off` (it appears when complete)",
+    "pace": "`auto` (follows how fast the table posts), `live` (a short window) or `rounds` (play by post: the DM "
+            "waits for every active character or the round's deadline)",
     "moderation": "`on` (player messages and the DM's replies are checked with the endpoint's moderation API, "
                   "thresholds following `content_rating`) or `off`",
 }
@@ -101,8 +103,9 @@ def parse_config_value(key: str, raw: str) -> Any:
         return _number(value, key, float, 0, 120)
     if key in ("guild_daily_token_budget", "player_daily_token_budget"):
         return _number(value, key, int, 0, 1_000_000_000)
-    if key in ("turn_mode", "content_rating"):
-        allowed = ("batch", "mention") if key == "turn_mode" else ("family", "teen", "mature")
+    if key in ("turn_mode", "content_rating", "pace"):
+        allowed = {"turn_mode": ("batch", "mention"), "content_rating": ("family", "teen", "mature"),
+                   "pace": ("auto", "live", "rounds")}[key]
         if value.lower() not in allowed:
             raise UserInputError(f"`{key}` is {OPTION_HELP[key]}.")
         return value.lower()

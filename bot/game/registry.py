@@ -26,7 +26,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.config import Settings
 from bot.game.combat import Encounter
@@ -70,6 +70,8 @@ def holder_is_dead(other: str, me: str) -> bool:
 
 Assemble = Callable[[GameSession], LiveSession]
 """Builds a loaded session's worker, memory keeper and sheet journal around its state."""
+Prepare = Callable[[GameSession], Awaitable[None]]
+"""Completes a loaded session's state from the store (its pace) before it is assembled."""
 
 
 class SessionRegistry:
@@ -81,10 +83,13 @@ class SessionRegistry:
         configs: the servers' effective options.
         clock: time source for idleness.
         assemble: builds a ``LiveSession`` around freshly loaded state.
+        prepare: completes freshly loaded state from the store before it is assembled (the table's
+            pace: ``PaceService.load``); None: nothing more.
     """
 
     def __init__(self, *, store: Store, settings: Settings, configs: ServerConfigs, clock: Clock,
-                 assemble: Assemble) -> None:
+                 assemble: Assemble, prepare: Prepare | None = None) -> None:
+        self.prepare = prepare
         self.store = store
         self.settings = settings
         self.configs = configs
@@ -165,6 +170,8 @@ class SessionRegistry:
         encounter = await self.store.encounters.get(campaign.id)
         if encounter is not None:
             state.encounter = Encounter.from_dict(encounter)
+        if self.prepare is not None:
+            await self.prepare(state)
         live = self.assemble(state)
         if self.closing:  # close() began while this loaded
             await self._release(campaign.id)

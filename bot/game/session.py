@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from bot.game import context as ctxmod
 from bot.game.api import IncomingMessage
 from bot.game.errors import NothingToUndo
+from bot.game.pace import TablePace, acted, waiting_for
 from bot.game.turns import TurnCollector
 from bot.models import Campaign, Character, GuildConfig, LoreEntry, StoryMessage, Summary, TableSafety
 
@@ -70,6 +71,7 @@ class GameSession:
         encounter: the running fight (``bot.game.combat.Encounter``) or None; ``encounter_version``
             counts its changes (the tracker message follows them).
         pending: stored actions not yet answered, oldest first.
+        pace: the table's pace (``bot.game.pace.TablePace``): settings, open round, players' choices.
         stalled: ids of pending actions whose turn failed; they wait for a new action or a resume.
         collector: the next turn's collection window.
         window: the sticky history window of the prompt.
@@ -100,6 +102,7 @@ class GameSession:
         self.pending = pending
         self.timings = timings
         self.collector = TurnCollector(window_seconds(config), timings.extend_s, timings.max_window_s)
+        self.pace = TablePace(server_pace=config.pace)
         self.window = ctxmod.HistoryWindow()
         self.lock = asyncio.Lock()
         self.busy = False
@@ -158,6 +161,7 @@ class GameSession:
     def set_config(self, config: GuildConfig) -> None:
         """Apply a server's changed options (turn mode, window, model, rating...)."""
         self.config = config
+        self.pace.server_pace = config.pace
         self.collector.configure(window_seconds(config), self.timings.extend_s, self.timings.max_window_s)
         self._system = None
 
@@ -212,6 +216,7 @@ class GameSession:
         self.history.extend(notes)
         self.history.append(dm)
         self.campaign = replace(self.campaign, turn=max(self.campaign.turn, turn))
+        self.pace.answered(actions, turn)
 
     def replaced(self, last: LastTurn, notes: Sequence[StoryMessage], dm: StoryMessage) -> None:
         """A retry was committed: ``last``'s reply and table notes give way to ``notes`` and ``dm``,
@@ -232,6 +237,71 @@ class GameSession:
         if self.campaign.status != "active" or not self.pending:
             return False
         return not self.stalled or any(p.id not in self.stalled for p in self.pending)
+
+    # --- pace ---------------------------------------------------------------------------------------
+    def rounds(self) -> bool:
+        """True when turns close by rounds now (the pace is ``rounds``, or ``auto`` at rounds) and the
+        turn mode groups actions (``mention`` mode answers each mention at once, whatever the pace)."""
+        return self.config.turn_mode != "mention" and self.pace.mode() == "rounds"
+
+    def waits(self) -> bool:
+        """True when the pending actions wait for a turn to close (an open window or round); False
+        when they are to be answered at once (a resume, recovered actions)."""
+        if self.rounds():
+            return self.pace.round is not None or self.collector.is_open
+        return self.collector.is_open
+
+    def waiting_for(self) -> list[Character]:
+        """The characters whose actions the DM waits for before it answers (empty under ``live``):
+        in a fight on a player character's turn, that character until its player acts; otherwise the
+        active characters that have not acted in the round."""
+        if not self.rounds() or self.pace.round is None:
+            return []
+        unanswered = [p for p in self.pending if p.id not in self.answering]
+        if self.encounter is not None and self.encounter.active is not None:
+            spot = self.spotlight()
+            if spot is None:
+                return []
+            character = self.character_of(spot)
+            return [character] if character is not None and spot not in acted(unanswered) else []
+        return waiting_for(self.party, self.pace, unanswered, self.campaign.turn)
+
+    def turn_ready(self, now: float, wall: float) -> bool:
+        """Whether the turn closes now (``now``: the clock's seconds, ``wall``: UNIX seconds).
+
+        Live: the collector's window (``TurnCollector.ready``). Rounds: the round's deadline passed, or
+        nobody is waited for (``waiting_for``); in a fight on a monster's or NPC's turn, the live
+        window (the DM plays it)."""
+        if not self.rounds() or self.pace.round is None:
+            return self.collector.ready(now, self.party_ids(), self.spotlight())
+        if wall >= self.pace.round.deadline_at:
+            return True
+        if self.encounter is not None and self.encounter.active is not None and self.spotlight() is None:
+            return self.collector.ready(now, (), None)
+        return not self.waiting_for()
+
+    def wake_at(self, now: float, wall: float) -> float | None:
+        """When (clock seconds) the worker must look again without news: the live window's close,
+        or the round's reminder or deadline, whichever comes first."""
+        if not self.rounds() or self.pace.round is None:
+            return self.collector.deadline
+        r = self.pace.round
+        at = r.deadline_at
+        share = self.pace.settings.share
+        if not r.reminded and share > 0:
+            at = min(at, self.reminder_at())
+        if self.encounter is not None and self.encounter.active is not None and self.spotlight() is None \
+                and self.collector.deadline is not None:
+            return min(self.collector.deadline, now + (at - wall))
+        return now + (at - wall)
+
+    def reminder_at(self) -> float:
+        """UNIX seconds when the open round's reminder is due (``inf`` without a round or reminders)."""
+        r = self.pace.round
+        share = self.pace.settings.share
+        if r is None or share <= 0:
+            return float("inf")
+        return r.opened_at + share * (r.deadline_at - r.opened_at)
 
     def last_turn(self) -> LastTurn:
         """The newest answered turn held in memory. Raises ``NothingToUndo``."""

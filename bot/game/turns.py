@@ -27,6 +27,10 @@ class Clock(Protocol):
         """The current time, seconds (any fixed origin)."""
         ...
 
+    def wall(self) -> float:
+        """The current UNIX time, seconds (for what outlives the process: a round's deadline)."""
+        ...
+
     async def wait(self, event: asyncio.Event, until: float) -> bool:
         """Wait until ``event`` is set (returns True) or the clock reaches ``until`` seconds (False).
         Always suspends at least once, so a caller looping on it never starves the event loop."""
@@ -39,6 +43,10 @@ class MonotonicClock:
     def now(self) -> float:
         """``time.monotonic()`` seconds."""
         return time.monotonic()
+
+    def wall(self) -> float:
+        """``time.time()`` seconds."""
+        return time.time()
 
     async def wait(self, event: asyncio.Event, until: float) -> bool:
         """See ``Clock.wait``."""
@@ -62,15 +70,22 @@ class ManualClock:
 
     Args:
         start: the initial time, seconds.
+        wall_origin: the UNIX time (seconds) that time 0 stands for (``wall()``); default
+            2026-01-01 00:00 UTC.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, wall_origin: float = 1_767_225_600.0) -> None:
         self._now = float(start)
+        self.wall_origin = wall_origin
         self._waiters: dict[asyncio.Future[None], float] = {}
 
     def now(self) -> float:
         """The current (manual) time, seconds."""
         return self._now
+
+    def wall(self) -> float:
+        """``wall_origin`` + the current (manual) time, UNIX seconds."""
+        return self.wall_origin + self._now
 
     def set(self, t: float) -> None:
         """Move the time to ``t`` seconds (never backwards) and wake waiters whose deadline passed."""

@@ -1,8 +1,9 @@
 """The turn worker: ONE task per channel that waits for the table's actions and answers them.
 
-The worker parks until the intake wakes it, waits for the turn collector's window to close (the
-table's pace: a short window at a live table, at once in "mention" mode; in a fight, as soon as the
-player whose character's turn it is has acted), snapshots the pending
+The worker parks until the intake wakes it, waits for the turn to close (``GameSession.turn_ready``:
+the table's pace: a short window at a live table, at once in "mention" mode, a round that waits for
+every active character or its deadline at a play-by-post table, posting the round's reminder when
+due; in a fight, as soon as the player whose character's turn it is has acted), snapshots the pending
 actions and hands them to the turn pipeline as one turn. Turns of a channel therefore never
 interleave; different channels run concurrently. Actions that arrive while the DM is replying go
 into the next turn. Actions left by a previous process (``recovering``) are answered at once.
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bot.game.api import ReplyKind
 from bot.game.errors import FAILED_TURN_NOTICE
@@ -32,6 +34,18 @@ Notify = Callable[[int, str], Awaitable[None]]
 """``(channel id, text)``: tell a channel something as the DM (a notice)."""
 
 
+class Rounds(Protocol):
+    """The round bookkeeping the worker calls (``bot.game.pacing.PaceService``)."""
+
+    async def remind_if_due(self, session: GameSession) -> bool:
+        """Post the round's reminder if it is due."""
+        ...
+
+    async def round_closing(self, session: GameSession) -> None:
+        """The DM starts answering the round."""
+        ...
+
+
 class TurnWorker:
     """The worker task of one session.
 
@@ -40,10 +54,13 @@ class TurnWorker:
         clock: time source for the collection window.
         play: the turn pipeline's entry (``PlayTurn``).
         notify: how to tell the table that a turn failed unexpectedly (``Notify``).
+        rounds: the round bookkeeping (``Rounds``; None: rounds are never stored or reminded).
     """
 
-    def __init__(self, session: GameSession, clock: Clock, play: PlayTurn, notify: Notify) -> None:
+    def __init__(self, session: GameSession, clock: Clock, play: PlayTurn, notify: Notify,
+                 rounds: Rounds | None = None) -> None:
         self.session = session
+        self.rounds = rounds
         self.clock = clock
         self.play = play
         self.notify = notify
@@ -87,11 +104,15 @@ class TurnWorker:
             if not session.has_work():
                 await self._park(None)
                 continue
-            if not session.recovering and session.collector.is_open:
+            if not session.recovering and session.waits():
                 while (not session.closed and session.campaign.status == "active"
-                       and not session.collector.ready(self.clock.now(), session.party_ids(),
-                                                       session.spotlight())):
-                    await self._park(session.collector.deadline)
+                       and not session.turn_ready(self.clock.now(), self.clock.wall())):
+                    if self.rounds is not None:
+                        try:
+                            await self.rounds.remind_if_due(session)
+                        except Exception:  # a reminder that could not be posted must not stop the round
+                            log.exception("round reminder in channel %s failed", session.channel_id)
+                    await self._park(session.wake_at(self.clock.now(), self.clock.wall()))
                 if session.closed or not session.has_work():
                     continue
             # An unopened window with work (resume after a pause, recovery) is answered at once.
@@ -99,6 +120,11 @@ class TurnWorker:
             session.recovering = False
             actions = list(session.pending)
             session.collector.reset()
+            if self.rounds is not None:
+                try:
+                    await self.rounds.round_closing(session)
+                except Exception:  # the stored round is cleared with the next one; answer anyway
+                    log.exception("closing the round in channel %s failed", session.channel_id)
             session.answering = {a.id for a in actions}
             try:
                 answered = await self.play(actions, kind)

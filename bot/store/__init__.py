@@ -3,7 +3,7 @@
 
 ``Store(db)`` groups one object per aggregate: ``campaigns``, ``characters``, ``story``,
 ``summaries``, ``chapters``, ``lore``, ``search``, ``encounters``, ``usage``, ``guild_config``,
-``refused``, ``leases``, ``journal``.
+``refused``, ``leases``, ``journal``, ``pace``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bot.store.guild_config import GuildConfigStore, default_guild_config
 from bot.store.journal import JournalStore
 from bot.store.leases import LeaseStore
 from bot.store.lore import LoreStore
+from bot.store.pace import PaceStore
 from bot.store.refused import RefusedStore
 from bot.store.safety import SafetyStore
 from bot.store.search import SearchStore
@@ -46,6 +47,7 @@ class Store:
         self.refused = RefusedStore(db)
         self.leases = LeaseStore(db)
         self.journal = JournalStore(db)
+        self.pace = PaceStore(db)
 
 
 __all__ = ["ChapterDraft", "Database", "DatabaseUnavailable", "IntegrityError", "MigrationError", "Store",

@@ -23,7 +23,8 @@ def default_guild_config(settings: Settings, guild_id: int = 0) -> GuildConfig:
         ignored_prefixes=tuple(settings.ignored_prefixes),
         guild_daily_token_budget=settings.guild_daily_token_budget,
         player_daily_token_budget=settings.player_daily_token_budget,
-        dm_style=settings.dm_style, content_rating=settings.content_rating, stream_replies=settings.stream_replies)
+        dm_style=settings.dm_style, content_rating=settings.content_rating, stream_replies=settings.stream_replies,
+        pace=settings.pace)
 
 
 class GuildConfigStore:

@@ -60,7 +60,7 @@ async def test_check_with_configured_env_file_passes_and_never_prints_secrets(
         (tmp_path / ".env").write_text(f"DISCORD_TOKEN={bot_token}\nOPENAI_API_KEY={KEY}\n"
                                        f"OPENAI_BASE_URL={model.url}\nDM_MODEL=gpt-4o-mini\n")
         code, out = await cli(tmp_path, "migrate")
-        assert code == 0 and "schema version 13" in out
+        assert code == 0 and "schema version 14" in out
         code, out = await cli(tmp_path, "check")
     assert code == 0, out
     tagged(out, "[ ok ]", "settings")

@@ -88,10 +88,10 @@ async def test_migrate_and_check_on_postgresql_report_the_backend_and_its_schema
     env = {"DATABASE_URL": url, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": closed_port_url}
     code, out = await run_cli("check", env=env)
     line = next(ln for ln in out.splitlines() if "database" in ln and "PostgreSQL" in ln)
-    assert "new database, 13 migration(s) to apply" in line and "bot-test-password" not in out
+    assert "new database, 14 migration(s) to apply" in line and "bot-test-password" not in out
     code, out = await run_cli("migrate", env=env)
-    assert code == 0 and "schema version 13" in out and "bot-test-password" not in out, out
+    assert code == 0 and "schema version 14" in out and "bot-test-password" not in out, out
     code, out = await run_cli("check", env=env)
     line = next(ln for ln in out.splitlines() if "database" in ln and "PostgreSQL" in ln)
-    assert line.startswith("[ ok ]") and "is writable, schema 13 (up to date)" in line, line
+    assert line.startswith("[ ok ]") and "is writable, schema 14 (up to date)" in line, line
     assert f"postgresql://bot:***@127.0.0.1:{postgres_server.port}/" in line

@@ -193,7 +193,7 @@ async def test_a_schema_1_database_upgrades_without_losing_its_story(tmp_path: P
         await db.execute("INSERT INTO summaries (campaign_id, content, token_count, through_message_id, updated_at)"
                          " VALUES (1, 'Long ago, Marta.', 4, 1, 0)")
     async with Database.open(path, migrate=True) as db:
-        assert await db.schema_version() == 13
+        assert await db.schema_version() == 14
         story = await Store(db).story.transcript(1)
         assert [(m.role, m.content, m.token_count) for m in story] == [("dm", "The old tale of Marta.", 5)]
         summary = await Store(db).summaries.get(1)
@@ -215,7 +215,7 @@ def test_store_errors_that_escape_the_core_show_players_no_internals() -> None:
 async def test_both_backends_migrate_to_the_same_logical_schema(tmp_path: Path, postgres_server: Any) -> None:
     async with Database.open(tmp_path / "db.sqlite3", migrate=True) as lite, \
             Database.open(await postgres_server.fresh_database(), migrate=True) as pg:
-        assert await lite.schema_version() == await pg.schema_version() == 13
+        assert await lite.schema_version() == await pg.schema_version() == 14
         sqlite_schema, postgres_schema = await lite.describe(), await pg.describe()
     assert sorted(sqlite_schema) == sorted(postgres_schema)
     for table, info in sqlite_schema.items():

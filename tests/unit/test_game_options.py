@@ -14,14 +14,14 @@ def test_every_option_parses_a_good_value() -> None:
             "turn_window_seconds": "4.5", "allowed_channel_ids": "<#12>, 34 12", "ignored_prefixes": "!, ?,!",
             "guild_daily_token_budget": "100000", "player_daily_token_budget": "0", "dm_style": "noir",
             "content_rating": "mature", "show_monster_hp": "On", "moderation": "yes", "average_monster_hp": "off",
-            "stream_replies": "no"}
+            "stream_replies": "no", "pace": "Rounds"}
     assert set(good) == set(GuildConfig.keys())
     parsed = {k: parse_config_value(k, v) for k, v in good.items()}
     assert parsed == {"model": "gpt-4o-mini", "temperature": 0.9, "max_tokens": 800, "turn_mode": "mention",
                       "turn_window_seconds": 4.5, "allowed_channel_ids": (12, 34), "ignored_prefixes": ("!", "?"),
                       "guild_daily_token_budget": 100000, "player_daily_token_budget": 0, "dm_style": "noir",
                       "content_rating": "mature", "show_monster_hp": True, "moderation": True,
-                      "average_monster_hp": False, "stream_replies": False}
+                      "average_monster_hp": False, "stream_replies": False, "pace": "rounds"}
     assert all(parse_config_value(k, "default") is None for k in good)
     assert parse_config_value("allowed_channel_ids", "any") == ()
     assert parse_config_value("ignored_prefixes", "none") == ()
@@ -29,7 +29,7 @@ def test_every_option_parses_a_good_value() -> None:
 
 @pytest.mark.parametrize("key, bad, named", [
     ("temperature", "3", "`temperature`"), ("temperature", "nan", "`temperature`"),
-    ("turn_mode", "chaos", "`turn_mode`"),
+    ("turn_mode", "chaos", "`turn_mode`"), ("pace", "slow", "`pace`"),
     ("max_tokens", "ten", "`max_tokens`"), ("max_tokens", "10", "`max_tokens`"),
     ("allowed_channel_ids", "general", "`allowed_channel_ids`"), ("content_rating", "x", "`content_rating`"),
     ("nope", "1", "Unknown setting `nope`"), ("model", "gpt 4", "`model`"), ("model", "", "`model`"),
