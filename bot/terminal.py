@@ -18,6 +18,7 @@ Commands (also ``Name: /command`` to run one as that player)::
     /lore pin <name>   /lore unpin <name>   /lore revert <name> <change number>
     /combat [show]   /combat add <monster or party member> [count]   /combat init [roll]
     /combat next   /combat remove <name>   /combat end   (the tracker prints as the fight changes)
+    /pace <auto|live|rounds|default> [deadline hours] [reminder share]   /away (the DM stops waiting for you)
     /roll <dice> [reason]   /undo   /retry   /pause   /resume   /end   /help   /quit
 
 The terminal player is the campaign's admin, so every command is allowed. Commands wait until the DM
@@ -50,6 +51,7 @@ from bot.game.api import (
     TrackerView,
 )
 from bot.game.lorebook import LORE_KINDS, split_aliases
+from bot.game.pace import pace_line
 from bot.models import LoreEntry, RollRecord, SearchHit
 
 if TYPE_CHECKING:
@@ -295,6 +297,24 @@ async def _command(game: TerminalGame, where: ChannelRef, actor: Actor, line: st
         members = ", ".join(f"{p.name} HP {p.hp}/{p.max_hp}" for p in st.party) or "nobody"
         out.write(f"{st.campaign.title} ({st.campaign.status}), turn {st.campaign.turn}; party: {members}; "
                   f"waiting actions: {st.pending_actions}; story messages: {st.story_messages}\n")
+        if st.pace is not None:
+            out.write(pace_line(st.pace, time.time()) + "\n")
+    elif cmd == "pace":
+        parts = arg.split()
+        if not parts:
+            out.write("Usage: /pace <auto|live|rounds|default> [deadline hours] [reminder share]\n")
+            return True
+        try:
+            hours = float(parts[1]) if len(parts) > 1 else None
+            share = float(parts[2]) if len(parts) > 2 else None
+        except ValueError:
+            out.write("Usage: /pace <auto|live|rounds|default> [deadline hours] [reminder share]\n")
+            return True
+        pace = await game.set_pace(where, actor, pace=parts[0], deadline_hours=hours, reminder_share=share)
+        out.write(pace_line(pace, time.time()) + "\n")
+    elif cmd == "away":
+        away = await game.away(where, actor)
+        out.write(f"{actor.name} is {'away: the DM does not wait for them in rounds' if away else 'back'}.\n")
     elif cmd == "undo":
         u = await game.undo(where, actor)
         out.write(f"Turn {u.turn} taken back ({u.messages_undone} messages).\n")

@@ -24,6 +24,7 @@ from bot.models import (
     GuildConfig,
     LoreEntry,
     LoreRevision,
+    PaceStatus,
     RollRecord,
     SearchHit,
     TableSafety,
@@ -429,6 +430,19 @@ class GameAPI(Protocol):
         ...
 
     # --- the journal (read-only web pages) -------------------------------------------------------
+    async def set_pace(self, where: ChannelRef, actor: Actor, *, pace: str | None = None,
+                       deadline_hours: float | None = None, reminder_share: float | None = None) -> PaceStatus:
+        """The campaign's table pace (``bot.game.pacing.PaceService.set_pace``): creator or admin."""
+        ...
+
+    async def away(self, where: ChannelRef, actor: Actor) -> bool:
+        """Toggle whether the DM waits for the actor's character in rounds; True: now away."""
+        ...
+
+    async def reminders(self, where: ChannelRef, actor: Actor, *, ping: bool) -> bool:
+        """Whether round reminders mention (ping) the actor; returns the new choice."""
+        ...
+
     async def journal_link(self, where: ChannelRef, actor: Actor) -> str:
         """A new, private link (URL) to the channel's campaign journal. Raises ``NoCampaign``, or
         ``UserInputError`` when the operator has not set the journal up."""

@@ -114,7 +114,8 @@ class ActionIntake:
                 campaign_id=session.campaign.id, turn=session.campaign.turn + 1, author_id=msg.author_id,
                 author_name=msg.author_name[:PLAYER_NAME_MAX], character_name=character.name if character else None,
                 content=text, token_count=self.count(text, session.config.model),
-                platform_message_id=msg.message_id, created_at=msg.created_at)
+                platform_message_id=msg.message_id,
+                created_at=msg.created_at if msg.created_at is not None else self.clock.wall())
         finally:
             session.storing -= 1
         if not new:

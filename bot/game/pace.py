@@ -38,6 +38,7 @@ from bot.models import (
     PaceMode,
     PaceSetting,
     PaceSettings,
+    PaceStatus,
     PlayerPace,
     Round,
     StoryMessage,
@@ -62,7 +63,7 @@ def is_say(text: str) -> bool:
     """True when ``text`` is only speech: it has quoted words and no word outside quotation marks
     (``"Who goes there?"``), as opposed to an action (``"Halt!" I raise my spear.``)."""
     stripped = text.strip()
-    if not _QUOTED.search(stripped):
+    if not _QUOTED.search(stripped) or not _WORD.search(stripped):
         return False
     return _WORD.search(_QUOTED.sub("", stripped)) is None
 
@@ -175,6 +176,19 @@ def describe_gap(seconds: float) -> str:
     if seconds < 36 * 3600:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+def pace_line(status: PaceStatus, wall: float) -> str:
+    """The pace as one plain line (terminal play; ``wall``: UNIX seconds now): the mode and why, the
+    open round's deadline, whom the DM waits for, who is away."""
+    parts = [f"Pace: {status.mode} ({status.reason})"]
+    if status.round_deadline_at is not None:
+        parts.append(f"the round closes in {describe_gap(max(0.0, status.round_deadline_at - wall))}")
+    if status.waiting_for:
+        parts.append("waiting for " + ", ".join(status.waiting_for))
+    if status.away:
+        parts.append("away: " + ", ".join(status.away))
+    return "; ".join(parts)
 
 
 def reminder_text(waiting: Sequence[Character], deadline_in_s: float) -> str:

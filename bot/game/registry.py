@@ -270,8 +270,11 @@ class SessionRegistry:
             await self._release(live.state.campaign.id)
 
     def idle(self) -> bool:
-        """True when no session has actions to answer (failed ones aside), a turn or a fold running."""
-        return all(not live.state.has_work() and live.quiet for live in self.sessions.values())
+        """True when no session has actions to answer (failed ones aside; those waiting in an open
+        round, which may take hours, too), a turn or a fold running."""
+        now, wall = self.clock.now(), self.clock.wall()
+        return all(live.quiet and (not live.state.has_work() or live.state.held_by_round(now, wall))
+                   for live in self.sessions.values())
 
     async def drain(self, timeout: float) -> bool:
         """Wait (real time, at most ``timeout`` seconds) until ``idle``. Returns False on timeout."""

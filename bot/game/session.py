@@ -280,6 +280,11 @@ class GameSession:
             return self.collector.ready(now, (), None)
         return not self.waiting_for()
 
+    def held_by_round(self, now: float, wall: float) -> bool:
+        """True when the pending actions wait for an open round that is not over (``now``: clock
+        seconds, ``wall``: UNIX seconds): nothing to answer until a player posts or the deadline."""
+        return self.rounds() and self.pace.round is not None and not self.turn_ready(now, wall)
+
     def wake_at(self, now: float, wall: float) -> float | None:
         """When (clock seconds) the worker must look again without news: the live window's close,
         or the round's reminder or deadline, whichever comes first."""

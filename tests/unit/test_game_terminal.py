@@ -179,3 +179,20 @@ async def test_terminal_prints_the_narration_while_the_model_writes_it(tmp_path:
     assert out.writes[opened] == ("\nDM: The tide pours through the broken", 5)
     narration = "".join(text for text, _ in out.writes[opened:])
     assert narration.startswith(f"\nDM: {scene}\n")
+
+
+async def test_terminal_shows_the_pace_and_plays_rounds(tmp_path: Path) -> None:
+    model = ScriptedModel(default=lambda m: reply("The road bends north."))
+    settings = load_settings(None, data_dir=str(tmp_path), openai_api_key="sk-test", turn_window_seconds=0.05,
+                             turn_extend_seconds=0.01, turn_max_window_seconds=0.1, player_cooldown_seconds=0)
+    script = ("/start Quiet Road\nAria: /join Aria Rogue Elf\nBorin: /join Borin Fighter Dwarf\n/pace rounds 8 0\n"
+              "Aria: I scout ahead\n/status\nBorin: /away\n/status\n/pace slow\n")
+    out = io.StringIO()
+    assert await play(settings, inp=io.StringIO(script), out=out, llm=model) == 0
+    lines = out.getvalue().splitlines()
+    assert "Pace: rounds (set for this campaign)" in lines
+    assert "Pace: rounds (set for this campaign); the round closes in 8 h; waiting for Borin" in lines
+    assert "Borin is away: the DM does not wait for them in rounds." in lines
+    assert "Pace: rounds (set for this campaign); away: Borin" in lines  # Aria's round was answered
+    assert sum(line == "DM: The road bends north." for line in lines) == 1
+    assert "The pace is `auto`, `live`, `rounds` or `default` (the server's)." in out.getvalue()
