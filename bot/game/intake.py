@@ -135,9 +135,11 @@ class ActionIntake:
         session.last_active = now
         session.pending.append(stored)
         session.collector.add(now, msg.author_id)
-        if self.pace is not None:
-            await self.pace.on_message(session, stored)
-        live.worker.kick()
+        try:
+            if self.pace is not None:
+                await self.pace.on_message(session, stored)
+        finally:
+            live.worker.kick()
         return Intake("queued", "action", story_message_id=stored.id)
 
     async def edit(self, msg: IncomingMessage) -> Intake:

@@ -74,17 +74,25 @@ class PaceService:
         author_id = stored.author_id
         if author_id is None:
             return
+        # memory first, with no await in between: the worker never sees the action without its round
         pace.note_message(stored.created_at, author_id)
         player = pace.players.get(author_id)
-        if player is not None and player.away and not is_say(stored.content):
+        back = player is not None and player.away and not is_say(stored.content)
+        if player is not None and back:
             player.away = False
-            await self.store.pace.set_player(session.campaign.id, author_id, away=False)
+        opened = None
         if session.rounds() and pace.round is None:
             at = self.clock.wall()
             opened = pace.round = Round(at, at + pace.settings.deadline_s)
-            await self.store.pace.open_round(session.campaign.id, opened)
-        elif not session.rounds() and pace.round is not None:
-            await self.round_closing(session)
+        try:
+            if back:
+                await self.store.pace.set_player(session.campaign.id, author_id, away=False)
+            if opened is not None:
+                await self.store.pace.open_round(session.campaign.id, opened)
+            elif not session.rounds() and pace.round is not None:
+                await self.round_closing(session)
+        except Exception:  # the action is stored and the round runs in memory; a restart answers it
+            log.exception("storing the pace of campaign %s failed", session.campaign.id)
 
     async def remind_if_due(self, session: GameSession) -> bool:
         """Post the round's reminder when it is due and someone is waited for. Returns True if posted."""
