@@ -13,7 +13,10 @@ between is shown by the next edit), so the reply's last edit and the channel's o
 settles at ``REPLY_CHUNK_CHARS`` on a paragraph or sentence boundary (``bot.chunking.settled_chunks``)
 and the reply continues in the next, so a long streamed reply is split exactly as ``deliver`` splits
 the whole one. The dice embed and the reply reference go with the first message;
-``AllowedMentions.none()`` on every request.
+``AllowedMentions.none()`` on every request, except that a reply with ``ping_user_ids`` (a round's
+reminder for players who asked to be pinged) lets exactly those users be mentioned when each of its
+messages is first posted (``allowed_mentions``); edits, and a message posted anew after someone deleted
+it, mention nobody.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ STREAM_EDIT_SECONDS = 1.0  # the least time between two requests of a reply whil
 STREAM_WINDOW = (3, 5.0)  # at most 3 requests of a reply being written in any 5 s (Discord allows 5 per channel:
 # the reply's last edit and the combat tracker's always find room)
 PLACEHOLDER = "…"  # what a streamed message shows while the model starts over (Discord refuses empty messages)
+
+
+def mentions_for(user_ids: tuple[int, ...]) -> discord.AllowedMentions:
+    """Allowed mentions that let exactly ``user_ids`` be pinged (no @everyone, roles or replied user);
+    ``AllowedMentions.none()`` without ids."""
+    if not user_ids:
+        return NO_MENTIONS
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(id=i) for i in user_ids])
 
 
 def render_roll(roll: RollRecord) -> str:
@@ -78,7 +90,8 @@ def tracker_embed(view: TrackerView) -> discord.Embed:
 class DiscordNarrator(Narrator):
     """Delivers DM replies to Discord channels: split at ``REPLY_CHUNK_CHARS`` on paragraph or
     sentence boundaries, rolls as an embed, a reply reference to the last answered action (without
-    pinging its author), no mentions ever; streamed replies are edited in place as they are written."""
+    pinging its author), no mentions except a reply's ``ping_user_ids``; streamed replies are edited
+    in place as they are written."""
 
     def __init__(self, bot: DungeonMasterBot) -> None:
         self.bot = bot
@@ -208,6 +221,7 @@ class DiscordReplyStream:
         self._task: asyncio.Task[None] | None = None
         self._channel: discord.abc.Messageable | None = None
         self._broken = False
+        self._pinged = 0  # places (0, 1, ...) posted once: a later post there is a re-post and pings nobody
 
     # --- the ReplyStream port ---------------------------------------------------------------------
     async def show(self, text: str, rolls: tuple[RollRecord, ...] = ()) -> None:
@@ -344,11 +358,15 @@ class DiscordReplyStream:
 
     async def _post(self, content: str, embed: discord.Embed | None, index: int) -> discord.Message:
         assert self._channel is not None
-        kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+        first_post = index >= self._pinged  # not a re-post of a deleted message, which would ping again
+        kwargs: dict[str, Any] = {"allowed_mentions": mentions_for(self.head.ping_user_ids) if first_post
+                                  else NO_MENTIONS}
         if embed is not None:
             kwargs["embed"] = embed
         if index == 0 and self.head.answered_message_ids:
             kwargs["reference"] = discord.MessageReference(
                 message_id=self.head.answered_message_ids[-1], channel_id=self.head.channel_id,
                 fail_if_not_exists=False)
-        return await self._channel.send(content or None, **kwargs)
+        message = await self._channel.send(content or None, **kwargs)
+        self._pinged = max(self._pinged, index + 1)
+        return message

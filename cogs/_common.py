@@ -12,7 +12,8 @@ from discord import app_commands
 from bot.app import EMBED_COLOUR, CheckRefused, DungeonMasterBot, is_server_admin
 from bot.errors import UserInputError
 from bot.game.api import Actor, ChannelRef
-from bot.models import CampaignStatusReport, Character, GuildConfig, UsageLine, UsageReport
+from bot.game.pace import describe_gap
+from bot.models import CampaignStatusReport, Character, GuildConfig, PaceStatus, UsageLine, UsageReport
 
 T = TypeVar("T")
 
@@ -76,6 +77,32 @@ def sheet_embed(character: Character) -> discord.Embed:
     return embed
 
 
+def pace_lines(pace: PaceStatus) -> list[str]:
+    """The table's pace for people (``/campaign status``, ``/campaign pace``): the pace in force and
+    how turns close now, with why; under rounds the deadline and the reminder, the open round's
+    deadline as a Discord timestamp, whom the DM waits for; who is away. Characters by name, never
+    mentions."""
+    head = f"`{pace.configured}`" + (f", now `{pace.mode}`" if pace.configured == "auto" else "")
+    lines = [f"{head} — {pace.reason}"]
+    if pace.mode == "rounds":
+        reminder = (f"a reminder at {pace.reminder_share:.0%} of it" if pace.reminder_share > 0
+                    else "no reminder")
+        lines.append(f"A round closes when every active character has acted, or "
+                     f"{describe_gap(pace.deadline_s)} after its first post; {reminder}.")
+        if pace.round_deadline_at is not None:
+            lines.append(f"This round closes <t:{int(pace.round_deadline_at)}:R> at the latest.")
+        if pace.waiting_for:
+            lines.append("Waiting for: " + ", ".join(_plain(n) for n in pace.waiting_for))
+    if pace.away:
+        lines.append("Away: " + ", ".join(_plain(n) for n in pace.away))
+    return lines
+
+
+def _plain(name: str) -> str:
+    """A character name shown as text: no Markdown, no mention syntax (``<@...>``) that would render."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+
+
 def status_embed(report: CampaignStatusReport, *, for_admin: bool = False) -> discord.Embed:
     """``/campaign status`` as an embed; ``for_admin`` adds how often the output guard stepped in."""
     c = report.campaign
@@ -92,6 +119,8 @@ def status_embed(report: CampaignStatusReport, *, for_admin: bool = False) -> di
     embed.add_field(name="Table", value=f"turn mode `{report.turn_mode}`, model `{report.model}`")
     embed.add_field(name="Waiting", value=f"{report.pending_actions} action(s)"
                     + (" — the DM is writing" if report.busy else ""))
+    if report.pace is not None:
+        embed.add_field(name="Pace", value="\n".join(pace_lines(report.pace))[:1024], inline=False)
     if for_admin:
         guarded = ", ".join(f"{rule} {n}" for rule, n in sorted(report.guard_interventions.items()))
         embed.add_field(name="Output guard (admins)", value=guarded or "never needed", inline=False)

@@ -1,10 +1,12 @@
-"""``/campaign start|end|pause|resume|status|recap|search|export`` and ``/campaign journal link|revoke``:
-the campaign of this channel."""
+"""``/campaign start|end|pause|resume|status|recap|search|export|pace|reminders`` and ``/campaign journal
+link|revoke``: the campaign of this channel."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -12,8 +14,8 @@ from discord.ext import commands
 
 from bot.app import DungeonMasterBot, is_server_admin, respond
 from bot.game.rules import SEARCH_QUERY_MAX, SETTING_MAX, TITLE_MAX, TONE_MAX
-from bot.models import SearchHit
-from cogs._common import actor_of, status_embed, where_of
+from bot.models import PaceStatus, SearchHit
+from cogs._common import actor_of, pace_lines, status_embed, where_of
 
 
 def search_text(query: str, hits: list[SearchHit]) -> str:
@@ -33,6 +35,12 @@ def search_text(query: str, hits: list[SearchHit]) -> str:
             where = f"Lorebook · {discord.utils.escape_markdown(hit.label)}"
         lines.append(f"• {where}: {snippet}")
     return "\n".join(lines)
+
+
+def pace_text(status: PaceStatus) -> str:
+    """``/campaign pace``'s public answer: the table's pace as it now stands (``pace_lines``)."""
+    lines = pace_lines(status)
+    return "\n".join([f"⏱️ Table pace: {lines[0]}", *lines[1:]])
 
 
 @app_commands.guild_only()  # on the class: discord.py ignores guild_only on a GroupCog's subcommands
@@ -104,6 +112,38 @@ class CampaignCog(commands.GroupCog, group_name="campaign", group_description="R
         await interaction.response.defer(thinking=True)
         report = await self.bot.game.status(where_of(interaction))
         await respond(interaction, embed=status_embed(report, for_admin=is_server_admin(interaction)))
+
+    @app_commands.command(name="pace")
+    @app_commands.describe(
+        mode="live, rounds (play by post), auto (follows the table) or default (the server's)",
+        deadline_hours="Hours from a round's first post until the DM answers anyway (1/60 to 168)",
+        reminder_share="When the reminder comes, as a share of the deadline (0: never, up to 0.95)")
+    async def pace(self, interaction: discord.Interaction,
+                   mode: Literal["auto", "live", "rounds", "default"] | None = None,
+                   deadline_hours: app_commands.Range[float, 1 / 60, 168.0] | None = None,
+                   reminder_share: app_commands.Range[float, 0.0, 0.95] | None = None) -> None:
+        """Choose how the DM waits for the table: live, by rounds (play by post) or auto (creator or admin)."""
+        await interaction.response.defer(thinking=True)  # public: the table sees the change
+        try:
+            status = await self.bot.game.set_pace(where_of(interaction), actor_of(interaction), pace=mode,
+                                                  deadline_hours=deadline_hours, reminder_share=reminder_share)
+        except Exception:
+            # After a public defer, Discord shows the first follow-up in place of the public "thinking"
+            # message whatever its flags: take that message away first, so the refusal stays private.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            raise
+        await respond(interaction, pace_text(status))
+
+    @app_commands.command(name="reminders")
+    @app_commands.describe(ping="Mention (ping) you in round reminders; off: only your character is named")
+    async def reminders(self, interaction: discord.Interaction, ping: bool) -> None:
+        """Whether the round reminder pings you when the DM is waiting for your character."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        pinged = await self.bot.game.reminders(where_of(interaction), actor_of(interaction), ping=ping)
+        text = ("🔔 Round reminders will ping you when the DM is waiting for your character." if pinged else
+                "🔕 Round reminders will name your character without pinging you.")
+        await respond(interaction, text, ephemeral=True)
 
     @app_commands.command(name="recap")
     @app_commands.describe(private="Only you see the recap",

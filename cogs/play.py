@@ -1,5 +1,6 @@
 """Play: channel messages and ``/act`` become actions (an edit before the DM answers changes one, a
-deletion withdraws it); ``/retry`` and ``/undo`` fix the last turn.
+deletion withdraws it); ``/retry`` and ``/undo`` fix the last turn; ``/away`` tells the DM not to wait
+for your character in rounds (``bot.game.pace``).
 
 Free text in a channel with an active campaign goes to the game core, which filters it (other bots,
 OOC, other bots' commands), stores it and collects it into a group turn. Without the message-content
@@ -138,6 +139,20 @@ class PlayCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         result = await self.bot.game.undo(where_of(interaction), actor_of(interaction))
         await respond(interaction, f"⏪ Turn {result.turn} was taken back ({result.messages_undone} messages).")
+
+    @app_commands.command(name="away")
+    @app_commands.guild_only()
+    async def away(self, interaction: discord.Interaction) -> None:
+        """Rounds don't wait for your character until you post again (or use /away again)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        where, actor = where_of(interaction), actor_of(interaction)
+        name = discord.utils.escape_markdown((await self.bot.game.character(where, user_id=actor.user_id)).name)
+        gone = await self.bot.game.away(where, actor)
+        if gone:
+            text = f"💤 The DM won't wait for **{name}** in rounds until you post again or use `/away` again."
+        else:
+            text = f"👋 Welcome back! The DM waits for **{name}** in rounds again."
+        await respond(interaction, text, ephemeral=True)
 
 
 async def setup(bot: DungeonMasterBot) -> None:
