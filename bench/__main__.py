@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import combat_bench, guard_bench, journal_bench, pg_bench, stream_bench, world_memory
+from bench import combat_bench, guard_bench, journal_bench, pace_bench, pg_bench, stream_bench, world_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -410,13 +410,18 @@ async def bench_replay(url: str, speed: float) -> dict[str, Any]:
                     1, 55, int(m["author_id"]) % 2**62, m["author_name"], m["content"], m["message_id"],
                     author_is_bot=m["author_bot"], created_at=m["created_at"]))
                 queued += intake.status == "queued"
+            waited_until = time.perf_counter() + 120  # a table that went to rounds would wait hours: say so
             while any(live.state.pending or live.state.busy for live in game.registry.sessions.values()):
+                if time.perf_counter() > waited_until:
+                    paces = [live.state.pace.mode() for live in game.registry.sessions.values()]
+                    raise RuntimeError(f"replay: actions pending 2 minutes after the last message (pace {paces})")
                 await asyncio.sleep(0.05)
             wall = time.perf_counter() - start
+            modes = sorted({live.state.pace.mode() for live in game.registry.sessions.values()})
             prompt_tokens = sum(count_message_tokens(p) for p in llm.prompts)
     return {"messages": len(messages), "in_character": queued, "turns": narrator.delivered,
             "model_calls": llm.calls, "prompt_tokens": prompt_tokens, "wall_seconds": round(wall, 2),
-            "time_compression": speed}
+            "time_compression": speed, "pace_at_end": modes}
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -447,6 +452,8 @@ async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
             results["memory"] = await bench_memory(url, channels=1000 if quick else 10_000)
         if only in (None, "replay"):
             results["replay"] = await bench_replay(url, speed=600.0 if quick else 60.0)
+    if only in (None, "pace"):  # FIREBALL at its recorded pace on a simulated clock (a few seconds)
+        results["pace"] = await pace_bench.bench_pace()
     if only in (None, "combat"):
         results["combat"] = await combat_bench.bench_combat(20 if quick else 200, 3 if quick else 20)
     if only in (None, "guard"):
@@ -493,6 +500,11 @@ MARKS = [
      "bot overhead per turn while the journal reloads every 100 ms, median ms"),
     ("journal_load", "overhead_ms_p99_with_reloads", "<=", 25.0,
      "bot overhead per turn while the journal reloads every 100 ms, p99 ms"),
+    ("pace", "rounds_max_turns_per_round", "<=", 1,
+     "pace: FIREBALL under rounds, most DM turns in one round of the party's posts (out of combat)"),
+    ("pace", "rounds_longest_wait_over_deadline_s", "<=", 0,
+     "pace: FIREBALL under rounds, longest wait of an action past its round's deadline, s"),
+    ("pace", "actions_unanswered", "<=", 0, "pace: FIREBALL actions not answered exactly once (all four replays)"),
     ("search", "search_ms_median", "<=", 20.0, "search over a 100,000-message campaign, median ms"),
     ("lore", "choose_ms_median", "<=", 0.5, "choosing a turn's lore among 1,000 entries, median ms"),
     ("lore", "choose_ms_p99", "<=", 2.0, "choosing a turn's lore among 1,000 entries, p99 ms"),
@@ -517,7 +529,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["overhead", "throughput", "prompt", "memory", "replay", "cold", "combat",
-                                           "guard", "search", "lore", "recall", "stream", "journal", "pg"])
+                                           "guard", "search", "lore", "recall", "stream", "journal", "pg",
+                                           "pace"])
     args = parser.parse_args()
     results = asyncio.run(run_all(args.quick, args.only))
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -12,10 +12,18 @@ option, else ``auto``):
   not that character's action; OOC messages never reach the queue at all. Once, at
   ``reminder_share`` of the deadline, the channel is told whose actions the DM waits for.
 - ``auto``: starts live and follows the table's own pace: the gaps between consecutive messages of
-  *different* players over the last ``AUTO_GAPS`` such gaps. A median of at least
-  ``ROUNDS_GAP_SECONDS`` means the players post by post (rounds); at most ``LIVE_GAP_SECONDS``
-  means they are at the table together (live); in between, nothing changes. A live table therefore
-  never waits for a missing player.
+  *different* players, as they reach the bot, over the last ``AUTO_GAPS`` such gaps. A median of at
+  least ``ROUNDS_GAP_SECONDS`` (3 minutes) means the players post by post (rounds); at most
+  ``LIVE_GAP_SECONDS`` (1 minute) means they are at the table together (live); in between, nothing
+  changes. A live table therefore never waits for a missing player. Unless the campaign set its own
+  deadline, auto's rounds last ``AUTO_DEADLINE_GAPS`` of the table's usual gaps (at least
+  ``AUTO_DEADLINE_MIN_SECONDS``, at most the 12-hour default): a table posting minutes apart is not
+  held half a day for one absent player, one posting hours apart gets the full deadline.
+
+The thresholds come from the recorded play-by-post fight in tests/data/fireball (FIREBALL,
+CC-BY-4.0): its players posted a median 68-219 s apart and its human DM answered 35 actions in 5
+runs, so 3 minutes is where answering every post alone starts to fragment the scene; a live text
+table posts well inside a minute (the same session replayed 10x faster is answered by the window).
 
 In a running fight the initiative order decides the spotlight whatever the pace (the combat rule in
 ``bot.game.turns``); under rounds a player character's turn waits for its player (or the deadline)
@@ -51,8 +59,10 @@ ROUND_DEADLINE_MAX_SECONDS = 7 * 24 * 3600.0  # ... to a week
 ACTIVE_TURNS = 3  # a character whose player posted (or who joined) within this many turns is active
 AUTO_GAPS = 8  # how many recent gaps between different players' messages auto looks at
 AUTO_MIN_GAPS = 4  # fewer than this: not enough evidence, the pace stays as it is
-ROUNDS_GAP_SECONDS = 600.0  # median gap of 10 minutes or more: play by post
-LIVE_GAP_SECONDS = 120.0  # median gap of 2 minutes or less: a live table
+ROUNDS_GAP_SECONDS = 180.0  # median gap of 3 minutes or more: play by post
+LIVE_GAP_SECONDS = 60.0  # median gap of a minute or less: a live table
+AUTO_DEADLINE_GAPS = 6.0  # auto's round deadline: this many median gaps ...
+AUTO_DEADLINE_MIN_SECONDS = 15 * 60.0  # ... but at least 15 minutes (and at most the 12-hour default)
 RECENT_MESSAGES = 32  # player messages remembered for auto's evidence
 
 _QUOTED = re.compile(r"[\"“”«»„][^\"“”«»„]*[\"“”«»„]")
@@ -96,6 +106,14 @@ class TablePace:
         """How turns close now: ``live`` or ``rounds`` (``auto`` resolved)."""
         configured = self.configured()
         return self.auto_mode if configured == "auto" else configured
+
+    def deadline_s(self) -> float:
+        """A new round's deadline, seconds: the campaign's own when set; under ``auto``, scaled to
+        the table's pace (module docstring); otherwise the 12-hour default."""
+        gap = self.median_gap()
+        if self.settings.round_deadline_s is not None or self.configured() != "auto" or gap is None:
+            return self.settings.deadline_s
+        return min(self.settings.deadline_s, max(AUTO_DEADLINE_MIN_SECONDS, AUTO_DEADLINE_GAPS * gap))
 
     def player(self, player_id: int) -> PlayerPace:
         """The player's pace state (created on first use)."""
@@ -181,7 +199,8 @@ def describe_gap(seconds: float) -> str:
 def pace_line(status: PaceStatus, wall: float) -> str:
     """The pace as one plain line (terminal play; ``wall``: UNIX seconds now): the mode and why, the
     open round's deadline, whom the DM waits for, who is away."""
-    parts = [f"Pace: {status.mode} ({status.reason})"]
+    auto = "auto: " if status.configured == "auto" else ""
+    parts = [f"Pace: {status.mode} ({auto}{status.reason})"]
     if status.round_deadline_at is not None:
         parts.append(f"the round closes in {describe_gap(max(0.0, status.round_deadline_at - wall))}")
     if status.waiting_for:

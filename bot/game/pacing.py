@@ -75,7 +75,7 @@ class PaceService:
         if author_id is None:
             return
         # memory first, with no await in between: the worker never sees the action without its round
-        pace.note_message(stored.created_at, author_id)
+        pace.note_message(self.clock.wall(), author_id)  # when it reached the bot: the table's pace as played
         player = pace.players.get(author_id)
         back = player is not None and player.away and not is_say(stored.content)
         if player is not None and back:
@@ -83,7 +83,7 @@ class PaceService:
         opened = None
         if session.rounds() and pace.round is None:
             at = self.clock.wall()
-            opened = pace.round = Round(at, at + pace.settings.deadline_s)
+            opened = pace.round = Round(at, at + pace.deadline_s())
         try:
             if back:
                 await self.store.pace.set_player(session.campaign.id, author_id, away=False)
@@ -159,12 +159,12 @@ class PaceService:
             if not session.rounds() and session.pace.round is not None:
                 await self.round_closing(session)  # now live: the window decides
             elif session.rounds() and session.pace.round is None and session.pending:
-                first = min((p.created_at for p in session.pending), default=self.clock.wall())
-                session.pace.round = Round(first, first + settings.deadline_s)
+                now = self.clock.wall()  # the waiting actions' round opens now, as a new message's would
+                session.pace.round = Round(now, now + session.pace.deadline_s())
                 await self.store.pace.open_round(session.campaign.id, session.pace.round)
             elif session.pace.round is not None and deadline_hours is not None:
                 r = session.pace.round
-                session.pace.round = Round(r.opened_at, r.opened_at + settings.deadline_s, r.reminded)
+                session.pace.round = Round(r.opened_at, r.opened_at + session.pace.deadline_s(), r.reminded)
                 await self.store.pace.open_round(session.campaign.id, session.pace.round)
         live.worker.kick()  # the worker looks at the new rule at once
         return self.status(session)
@@ -203,13 +203,13 @@ class PaceService:
         elif configured != "auto":
             reason = ("set for this campaign" if pace.settings.pace else "the server's default")
         elif gap is None:
-            reason = "auto: live until the table's pace shows (a few posts from different players)"
+            reason = "live until the table's pace shows (a few posts from different players)"
         else:
-            reason = f"auto: players post about {describe_gap(gap)} apart"
+            reason = f"players post about {describe_gap(gap)} apart"
         r = pace.round if session.rounds() else None
         away = tuple(c.name for c in session.party if pace.players.get(c.player_id) and pace.player(c.player_id).away)
         return PaceStatus(
             configured=configured, mode="rounds" if session.rounds() else "live", reason=reason,
-            deadline_s=pace.settings.deadline_s, reminder_share=pace.settings.share,
+            deadline_s=r.deadline_at - r.opened_at if r else pace.deadline_s(), reminder_share=pace.settings.share,
             round_opened_at=r.opened_at if r else None, round_deadline_at=r.deadline_at if r else None,
             waiting_for=tuple(c.name for c in session.waiting_for()), away=away)

@@ -42,8 +42,29 @@ def test_auto_needs_evidence_then_follows_the_gaps_between_different_players() -
     assert auto_mode(slow, "live") == "rounds"
     fast = [(0.0, 1), (30.0, 2), (50.0, 1), (110.0, 3), (150.0, 2)]  # 30, 20, 60, 40
     assert auto_mode(fast, "rounds") == "live"
-    between = [(0.0, 1), (300.0, 2), (600.0, 1), (900.0, 3), (1200.0, 2)]  # 300 s each: no change
+    between = [(0.0, 1), (120.0, 2), (240.0, 1), (360.0, 3), (480.0, 2)]  # 2 minutes each: no change
     assert (auto_mode(between, "live"), auto_mode(between, "rounds")) == ("live", "rounds")
+
+
+def test_auto_rounds_last_six_of_the_tables_gaps_within_bounds_unless_the_campaign_set_one() -> None:
+    from bot.models import PaceSettings
+
+    pace = TablePace()
+    for i in range(6):
+        pace.note_message(i * 1200.0, i % 3)  # 20 minutes apart
+    assert (pace.mode(), pace.deadline_s()) == ("rounds", 2 * HOUR)
+    pace.recent.clear()
+    for i in range(10):
+        pace.note_message(10_000 + i * 100.0, i % 2)  # 100 s apart: between the thresholds, still rounds
+    assert (pace.mode(), pace.deadline_s()) == ("rounds", 15 * 60.0)  # six gaps are 10 min: the floor
+    pace.recent.clear()
+    for i in range(6):
+        pace.note_message(i * 4 * HOUR, i % 2)  # hours apart: the full 12 hours
+    assert pace.deadline_s() == 12 * HOUR
+    pace.settings = PaceSettings(round_deadline_s=HOUR)
+    assert pace.deadline_s() == HOUR  # the campaign's own deadline is kept
+    pace.settings = PaceSettings(pace="rounds")
+    assert pace.deadline_s() == 12 * HOUR  # rounds chosen outright: the default deadline
 
 
 def test_a_player_away_or_silent_for_three_turns_is_not_active() -> None:
@@ -180,17 +201,20 @@ async def test_auto_moves_to_rounds_on_a_play_by_post_pace_and_back(tmp_path: Pa
             await env.advance(20 * 60)
         status = (await env.game.status(WHERE)).pace
         assert status is not None and status.mode == "rounds"
-        assert status.reason == "auto: players post about 20 min apart"
-        turns = len(env.narrator.turns)
-        assert turns == 4  # the fifth post opened the first round
-        await env.advance(3 * HOUR)
-        assert len(env.narrator.turns) == turns  # waiting for Cyra and Aria
+        assert status.reason == "players post about 20 min apart"
+        assert len(env.narrator.turns) == 4  # the fifth post opened the first round
+        assert status.deadline_s == 2 * HOUR  # six of the table's 20-minute gaps, not 12 hours
+        assert status.waiting_for == ("Aria", "Cyra")
+        await env.advance(2 * HOUR - 20 * 60 - 1)
+        assert len(env.narrator.turns) == 4
+        await env.advance(1)
+        assert len(env.narrator.turns) == 5 and env.narrator.turns[-1].answered_message_ids == (1005,)
         for who in (CY, ANN, BOB, CY, ANN, BOB, CY):  # now they are at the table together: 20 s apart
             await env.act(who, "quick")
             await env.advance(20)
         status = (await env.game.status(WHERE)).pace
         assert status is not None and status.mode == "live"
-        assert status.reason == "auto: players post about 20 s apart"
+        assert status.reason == "players post about 20 s apart"
         assert env.narrator.turns[-1].answered_message_ids[-1] == 1012  # a live table waits for nobody
 
 
