@@ -139,6 +139,12 @@ class Game:
         self.lore_commands = LoreCommands(store=store, registry=self.registry, count=self.count)
         self.journal = JournalLinks(store, settings, self.registry)
 
+    def _wake(self, where: ChannelRef) -> None:
+        """Let the channel's worker look again (a change may have closed the waiting turn)."""
+        live = self.registry.sessions.get(where.channel_id)
+        if live is not None:
+            live.worker.kick()
+
     async def _prepare(self, state: GameSession) -> None:
         await self.pace.load(state)
 
@@ -247,8 +253,10 @@ class Game:
         return await self.party_commands.edit(where.channel_id, actor, changes)
 
     async def leave(self, where: ChannelRef, actor: Actor) -> Character:
-        """See ``PartyCommands.leave``."""
-        return await self.party_commands.leave(where.channel_id, actor)
+        """See ``PartyCommands.leave``; a round stops waiting for that character."""
+        character = await self.party_commands.leave(where.channel_id, actor)
+        self._wake(where)
+        return character
 
     async def party(self, where: ChannelRef) -> Sequence[Character]:
         """The active characters in joining order. Raises ``NoCampaign``."""
@@ -332,7 +340,7 @@ class Game:
         for live in self.registry.sessions.values():
             if live.state.campaign.guild_id == guild_id:
                 live.state.set_config(config)
-                live.worker.wake.set()  # a shorter window may already be over
+                live.worker.kick()  # a shorter window may already be over (and drain sees it quiet)
         log.info("guild %s: %s set to %r by %s", guild_id, key, parsed, actor.user_id)
         return config
 
@@ -409,24 +417,34 @@ class Game:
 
     async def combat_next(self, where: ChannelRef, actor: Actor) -> CombatChange:
         """See ``CombatCommands.next_turn``."""
-        return await self.combat_commands.next_turn(where.channel_id, actor)
+        change = await self.combat_commands.next_turn(where.channel_id, actor)
+        self._wake(where)  # the spotlight may have moved: a waiting turn may close
+        return change
 
     async def combat_add(self, where: ChannelRef, actor: Actor, name: str, count: int = 1, *,
                          hp: int | None = None, ac: int | None = None) -> CombatChange:
         """See ``CombatCommands.add``."""
-        return await self.combat_commands.add(where.channel_id, actor, name, count, hp=hp, ac=ac)
+        change = await self.combat_commands.add(where.channel_id, actor, name, count, hp=hp, ac=ac)
+        self._wake(where)  # the spotlight may have moved: a waiting turn may close
+        return change
 
     async def combat_remove(self, where: ChannelRef, actor: Actor, name: str) -> CombatChange:
         """See ``CombatCommands.remove``."""
-        return await self.combat_commands.remove(where.channel_id, actor, name)
+        change = await self.combat_commands.remove(where.channel_id, actor, name)
+        self._wake(where)  # the spotlight may have moved: a waiting turn may close
+        return change
 
     async def combat_end(self, where: ChannelRef, actor: Actor) -> CombatChange:
         """See ``CombatCommands.end``."""
-        return await self.combat_commands.end(where.channel_id, actor)
+        change = await self.combat_commands.end(where.channel_id, actor)
+        self._wake(where)  # the spotlight may have moved: a waiting turn may close
+        return change
 
     async def combat_init(self, where: ChannelRef, actor: Actor, roll: int | None = None) -> CombatChange:
         """See ``CombatCommands.initiative``."""
-        return await self.combat_commands.initiative(where.channel_id, actor, roll)
+        change = await self.combat_commands.initiative(where.channel_id, actor, roll)
+        self._wake(where)  # the spotlight may have moved: a waiting turn may close
+        return change
 
     async def combat_names(self, where: ChannelRef, prefix: str = "") -> list[str]:
         """See ``CombatCommands.combatant_names``."""

@@ -174,6 +174,7 @@ class ActionIntake:
         if edited is None or action.id in session.answering:  # answered meanwhile: the DM has read it
             return Intake("ignored", "answered")
         session.pending = [edited if a.id == action.id else a for a in session.pending]
+        live.worker.kick()  # speech edited into an action may complete a round
         return Intake("queued", "action", story_message_id=edited.id)
 
     async def withdraw(self, channel_id: int, message_id: int) -> Intake:
@@ -192,6 +193,9 @@ class ActionIntake:
         if await self.store.story.withdraw_pending(session.campaign.id, message_id) is None:
             return Intake("ignored", "answered")
         session.pending = [a for a in session.pending if a.id != action.id]
+        if not session.pending and self.pace is not None:
+            await self.pace.round_closing(session)  # a round with no action left is no round
+        live.worker.kick()
         return Intake("ignored", "withdrawn", story_message_id=action.id)
 
     async def _store_for_the_next_start(self, msg: IncomingMessage) -> Intake:

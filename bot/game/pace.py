@@ -145,11 +145,11 @@ class TablePace:
         return max(p.joined_turn, p.last_turn) >= campaign_turn - ACTIVE_TURNS
 
     def answered(self, actions: Iterable[StoryMessage], turn: int) -> None:
-        """A turn answered ``actions``: their players posted in ``turn``; the round is over."""
+        """A turn answered ``actions``: their players posted in ``turn``. (Their round was closed when
+        the DM started answering; a round open now belongs to messages posted since.)"""
         for a in actions:
             if a.author_id is not None and a.role == "player":
                 self.player(a.author_id).last_turn = max(self.player(a.author_id).last_turn, turn)
-        self.round = None
 
 
 def median_gap(recent: Sequence[tuple[float, int]] | deque[tuple[float, int]]) -> float | None:
@@ -210,9 +210,17 @@ def pace_line(status: PaceStatus, wall: float) -> str:
     return "; ".join(parts)
 
 
-def reminder_text(waiting: Sequence[Character], deadline_in_s: float) -> str:
-    """The channel's reminder: whose actions the DM waits for, by character name."""
-    names = [c.name for c in waiting]
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#-])")
+
+
+def reminder_text(waiting: Sequence[Character], deadline_in_s: float, *, fight: bool = False) -> str:
+    """The channel's reminder: whose actions the DM waits for, by character name (Markdown escaped,
+    so a name is shown as typed). ``fight``: it is that character's turn in the initiative order."""
+    names = [_MARKDOWN.sub(r"\\\1", c.name) for c in waiting]
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return (f"⏳ The DM is waiting for {who} to act. The round closes in {describe_gap(max(0.0, deadline_in_s))}"
-            " or as soon as everyone has posted (`/away` if you're out for a while).")
+    closes = describe_gap(max(0.0, deadline_in_s))
+    if fight:
+        return (f"⏳ It is {who}'s turn in the fight and the DM is waiting for it. The round closes in {closes}"
+                " or as soon as they act (`/away` if you're out for a while).")
+    return (f"⏳ The DM is waiting for {who} to act (a line of speech alone is not an action). The round closes"
+            f" in {closes} or as soon as everyone has posted (`/away` if you're out for a while).")

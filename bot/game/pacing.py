@@ -62,8 +62,14 @@ class PaceService:
         pace.settings, pace.round, pace.players = settings, open_round, players
         for at, author in await self.store.pace.recent_messages(session.campaign.id, RECENT_MESSAGES):
             pace.note_message(at, author)
-        if open_round is not None and session.pending and session.rounds():
-            session.recovering = False  # the round goes on where it was
+        if open_round is not None and not session.pending:  # its actions were withdrawn or answered
+            await self.round_closing(session)
+        elif session.pending and session.rounds():
+            if open_round is None:  # stored while the bot shut down, or the round's write failed
+                first = min(min(p.created_at for p in session.pending), self.clock.wall())
+                pace.round = Round(first, first + pace.deadline_s())
+                await self.store.pace.open_round(session.campaign.id, pace.round)
+            session.recovering = False  # the round goes on where it was (answered at once if it is over)
 
     # --- the intake's and the worker's hooks --------------------------------------------------------
     async def on_message(self, session: GameSession, stored: StoryMessage) -> None:
@@ -101,11 +107,12 @@ class PaceService:
         if r is None or r.reminded or not session.rounds() or wall < session.reminder_at():
             return False
         waiting = session.waiting_for()
+        r.reminded = True  # due: posted now, or never this round when nobody is waited for
         if not waiting:
             return False
-        r.reminded = True
         pings = tuple(c.player_id for c in waiting if session.pace.player(c.player_id).ping)
-        text = reminder_text(waiting, r.deadline_at - wall)
+        fight = session.encounter is not None and session.encounter.active is not None
+        text = reminder_text(waiting, r.deadline_at - wall, fight=fight)
         if pings:
             text += "\n" + " ".join(f"<@{i}>" for i in pings)
         await self.store.pace.reminded(session.campaign.id, wall)
@@ -114,10 +121,12 @@ class PaceService:
         return True
 
     async def round_closing(self, session: GameSession) -> None:
-        """The DM starts answering: the round is over (cleared in memory and in the store)."""
-        if session.pace.round is not None:
+        """The DM starts answering (or the round lost its last action): the round is over, cleared in
+        memory and in the store."""
+        r = session.pace.round
+        if r is not None:
             session.pace.round = None
-            await self.store.pace.close_round(session.campaign.id)
+            await self.store.pace.close_round(session.campaign.id, r.opened_at)
 
     async def joined(self, session: GameSession, player_id: int) -> None:
         """A character joined: it counts as active from this turn."""
@@ -152,20 +161,23 @@ class PaceService:
             if not 0 <= float(reminder_share) <= 0.95:
                 raise UserInputError("The reminder comes at a share of the deadline from 0 (never) to 0.95.")
             share = float(reminder_share)
-        settings = PaceSettings(new_pace, deadline, share)
-        await self.store.pace.set_settings(session.campaign.id, settings)
-        async with session.lock:
+        async with session.lock:  # one change at a time, never in the middle of a turn
+            settings = PaceSettings(new_pace if pace is not None else session.pace.settings.pace,
+                                    deadline if deadline_hours is not None else session.pace.settings.round_deadline_s,
+                                    share if reminder_share is not None else session.pace.settings.reminder_share)
+            await self.store.pace.set_settings(session.campaign.id, settings)
             session.pace.settings = settings
+            waiting = [p for p in session.pending if p.id not in session.answering]
             if not session.rounds() and session.pace.round is not None:
                 await self.round_closing(session)  # now live: the window decides
-            elif session.rounds() and session.pace.round is None and session.pending:
+            elif session.rounds() and session.pace.round is None and waiting:
                 now = self.clock.wall()  # the waiting actions' round opens now, as a new message's would
                 session.pace.round = Round(now, now + session.pace.deadline_s())
                 await self.store.pace.open_round(session.campaign.id, session.pace.round)
             elif session.pace.round is not None and deadline_hours is not None:
                 r = session.pace.round
-                session.pace.round = Round(r.opened_at, r.opened_at + session.pace.deadline_s(), r.reminded)
-                await self.store.pace.open_round(session.campaign.id, session.pace.round)
+                r.deadline_at = r.opened_at + session.pace.deadline_s()
+                await self.store.pace.set_deadline(session.campaign.id, r.deadline_at)
         live.worker.kick()  # the worker looks at the new rule at once
         return self.status(session)
 

@@ -273,11 +273,12 @@ class GameSession:
         nobody is waited for (``waiting_for``); in a fight on a monster's or NPC's turn, the live
         window (the DM plays it)."""
         if not self.rounds() or self.pace.round is None:
-            return self.collector.ready(now, self.party_ids(), self.spotlight())
+            # an unopened window with work (a round given up for live, a resume) is answered at once
+            return not self.collector.is_open or self.collector.ready(now, self.party_ids(), self.spotlight())
         if wall >= self.pace.round.deadline_at:
             return True
         if self.encounter is not None and self.encounter.active is not None and self.spotlight() is None:
-            return self.collector.ready(now, (), None)
+            return not self.collector.is_open or self.collector.ready(now, (), None)
         return not self.waiting_for()
 
     def held_by_round(self, now: float, wall: float) -> bool:

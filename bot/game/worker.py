@@ -120,12 +120,12 @@ class TurnWorker:
             session.recovering = False
             actions = list(session.pending)
             session.collector.reset()
+            session.answering = {a.id for a in actions}  # from here an edit or deletion changes nothing
             if self.rounds is not None:
                 try:
                     await self.rounds.round_closing(session)
                 except Exception:  # the stored round is cleared with the next one; answer anyway
                     log.exception("closing the round in channel %s failed", session.channel_id)
-            session.answering = {a.id for a in actions}
             try:
                 answered = await self.play(actions, kind)
             except asyncio.CancelledError:

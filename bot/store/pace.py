@@ -69,11 +69,17 @@ class PaceStore:
         await self.db.execute("UPDATE campaign_pace SET reminded_at = ?, updated_at = ? WHERE campaign_id = ?",
                               (at, time.time(), campaign_id))
 
-    async def close_round(self, campaign_id: int) -> None:
-        """The round is over (the DM answers it)."""
+    async def close_round(self, campaign_id: int, opened_at: float) -> None:
+        """The round that opened at ``opened_at`` is over (the DM answers it). A newer round (its
+        write may overtake this one on another connection) is left alone."""
         await self.db.execute(
             "UPDATE campaign_pace SET round_opened_at = NULL, round_deadline_at = NULL, reminded_at = NULL,"
-            " updated_at = ? WHERE campaign_id = ? AND round_opened_at IS NOT NULL", (time.time(), campaign_id))
+            " updated_at = ? WHERE campaign_id = ? AND round_opened_at = ?", (time.time(), campaign_id, opened_at))
+
+    async def set_deadline(self, campaign_id: int, deadline_at: float) -> None:
+        """Move the open round's deadline (its reminder state is kept)."""
+        await self.db.execute("UPDATE campaign_pace SET round_deadline_at = ?, updated_at = ? WHERE campaign_id = ?"
+                              " AND round_opened_at IS NOT NULL", (deadline_at, time.time(), campaign_id))
 
     async def set_player(self, campaign_id: int, player_id: int, **changes: Any) -> None:
         """Set a player's ``away`` / ``ping`` (bools) or ``joined_turn`` (int), creating the row."""

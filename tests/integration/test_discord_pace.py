@@ -31,6 +31,8 @@ from tests.integration.test_discord_cogs import TOKEN, Table
 from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI, Reply, narrator_default
 
+REMINDER = ("⏳ The DM is waiting for Borin and Cyra to act (a line of speech alone is not an action). The round"
+            " closes in 60 min or as soon as everyone has posted (`/away` if you're out for a while).")
 HOUR = 3600.0
 NOT_THE_CREATOR = "Only the campaign's creator or a server admin can change the table's pace."
 NOT_IN_PARTY = "You don't have a character in this campaign. Use /join first."
@@ -186,8 +188,7 @@ async def test_the_round_reminder_names_the_waiting_characters_and_pings_nobody(
         sent = await t.fake.wait_for_messages(channel, 1, timeout=10)
         assert len(sent) == 1
         reminder = sent[0]
-        assert reminder["content"] == ("⏳ The DM is waiting for Borin and Cyra to act. The round closes in 60 min"
-                                       " or as soon as everyone has posted (`/away` if you're out for a while).")
+        assert reminder["content"] == REMINDER
         assert reminder["allowed_mentions"] == {"parse": []}  # no user, role or @everyone can be pinged
         assert "<@" not in reminder["content"] and "message_reference" not in reminder
         assert t.model.chat_requests == []
@@ -223,9 +224,7 @@ async def test_a_player_who_asked_for_pings_is_the_only_one_the_reminder_may_men
         await t.parked_until(1 * HOUR)
         t.clock.advance(1 * HOUR)
         reminder = (await t.fake.wait_for_messages(channel, 1, timeout=10))[0]
-        assert reminder["content"] == ("⏳ The DM is waiting for Borin and Cyra to act. The round closes in 60 min"
-                                       " or as soon as everyone has posted (`/away` if you're out for a while)."
-                                       f"\n<@{bob['id']}>")
+        assert reminder["content"] == REMINDER + f"\n<@{bob['id']}>"
         # exactly bob may be pinged; Cyra is only named, and no role or @everyone can be
         assert reminder["allowed_mentions"] == {"parse": [], "users": [int(bob["id"])]}
         assert len(t.fake.messages_in(channel)) == 1

@@ -156,8 +156,9 @@ async def test_the_reminder_names_whom_the_dm_waits_for_and_pings_only_who_asked
         assert env.narrator.notices == []
         await env.advance(1)
         [notice] = env.narrator.notices
-        assert notice.text == ("⏳ The DM is waiting for Borin and Cyra to act. The round closes in 2 h or as soon"
-                               " as everyone has posted (`/away` if you're out for a while).\n<@103>")
+        assert notice.text == ("⏳ The DM is waiting for Borin and Cyra to act (a line of speech alone is not an"
+                               " action). The round closes in 2 h or as soon as everyone has posted (`/away` if"
+                               " you're out for a while).\n<@103>")
         assert notice.ping_user_ids == (103,) and notice.kind == "notice"
         await env.advance(HOUR)
         assert len(env.narrator.notices) == 1  # once a round
@@ -172,7 +173,8 @@ async def test_a_reminder_without_anyone_asking_pings_nobody(tmp_path: Path) -> 
         await env.advance(3 * HOUR)
         [notice] = env.narrator.notices
         assert notice.ping_user_ids == () and "<@" not in notice.text
-        assert notice.text.startswith("⏳ The DM is waiting for Aria to act. The round closes in 7 h")
+        assert notice.text.startswith("⏳ The DM is waiting for Aria to act (a line of speech alone is not an"
+                                      " action). The round closes in 7 h")
 
 
 async def test_pace_settings_are_the_creators_or_an_admins_and_checked(tmp_path: Path) -> None:
@@ -275,3 +277,130 @@ async def test_in_a_fight_under_rounds_the_initiative_order_decides_whom_the_rou
         await env.act(ANN, "I stab the goblin")
         await env.settle()
         assert len(env.narrator.turns) == 2 and env.narrator.turns[1].answered_message_ids == (1003, 1004)
+
+
+# --- what the review of the first version found ------------------------------------------------
+async def test_a_post_during_the_dms_reply_opens_the_next_round_which_waits(tmp_path: Path) -> None:
+    from tests.support.doubles import Held, reply
+
+    held = Held(reply("The door groans open."))
+    model = ScriptedModel()
+    model.push(held)
+    async with make_env(tmp_path, model) as env:
+        await rounds_table(env, ANN, BOB)
+        await env.act(ANN, "I push the door")
+        await env.act(BOB, "I cover Aria")  # everyone acted: the DM starts answering
+        await held.started.wait()
+        assert (await env.act(ANN, "I light a torch")).status == "queued"  # arrives mid-reply
+        held.release.set()
+        await env.settle()
+        assert [r.answered_message_ids for r in env.narrator.turns] == [(1001, 1002)]
+        await env.advance(HOUR)  # the new round waits for Borin (the live window would have closed)
+        assert len(env.narrator.turns) == 1
+        status = (await env.game.status(WHERE)).pace
+        assert status is not None and status.waiting_for == ("Borin",)
+        stored_round = (await env.store.pace.load(1))[1]
+        assert stored_round is not None and stored_round.deadline_at == status.round_deadline_at
+
+
+async def test_a_round_whose_only_action_is_withdrawn_is_no_round(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        await rounds_table(env, ANN, BOB, deadline_hours=2.0, share=0)
+        await env.act(BOB, "I sharpen my axe", message_id=501)
+        assert (await env.game.handle_delete(WHERE.channel_id, 501)).reason == "withdrawn"
+        assert (await env.store.pace.load(1))[1] is None
+        await env.advance(5 * HOUR)
+        await env.act(BOB, "I sharpen my axe again")  # a new round: it waits for Aria
+        await env.advance(HOUR)
+        assert env.narrator.turns == []
+        await env.advance(HOUR)
+        assert len(env.narrator.turns) == 1 and env.narrator.turns[0].answered_message_ids == (1002,)
+
+
+async def test_speech_edited_into_an_action_closes_the_round_at_once(tmp_path: Path) -> None:
+    async with make_env(tmp_path) as env:
+        await rounds_table(env, ANN, BOB)
+        await env.act(ANN, "I knock")
+        await env.act(BOB, '"Careful!"', message_id=601)
+        await env.advance(60)
+        assert env.narrator.turns == []
+        edited = IncomingMessage(guild_id=WHERE.guild_id, channel_id=WHERE.channel_id, author_id=BOB.user_id,
+                                 author_name=BOB.name, content='"Careful!" I pull Aria back.', message_id=601)
+        assert (await env.game.handle_edit(edited)).status == "queued"
+        await env.settle()  # no clock movement: the edit completed the round
+        assert len(env.narrator.turns) == 1
+        assert '<<<"Careful!" I pull Aria back.>>>' in env.model.requests[0].messages[-1]["content"]
+
+
+async def test_switching_to_live_after_a_restart_mid_round_answers_at_once(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=str(tmp_path), player_cooldown_seconds=0)
+    clock = ManualClock(0.0)
+    narrator = RecordingNarrator()
+    async with Database.open(settings.database_path, migrate=True) as db:
+        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
+                    count_tokens=words)
+        await game.start()
+        await party_of(Env(game, ScriptedModel(), narrator, clock, game.store, settings), ANN, BOB)
+        await game.set_pace(WHERE, GM, pace="rounds")
+        await game.handle_message(IncomingMessage(WHERE.guild_id, WHERE.channel_id, ANN.user_id, ANN.name,
+                                                  "I wait by the well", message_id=3001))
+        await settle(game, clock)
+        await game.close(grace_s=0)
+        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
+                    count_tokens=words)
+        await game.start()
+        try:
+            await settle(game, clock)
+            assert narrator.turns == []  # the round goes on
+            await game.set_pace(WHERE, GM, pace="live")
+            await settle(game, clock)  # no clock movement: nothing holds the action any more
+            assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (3001,)
+        finally:
+            await game.close(grace_s=0)
+
+
+async def test_an_action_stored_while_the_bot_shut_down_waits_for_its_round_after_the_restart(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=str(tmp_path), player_cooldown_seconds=0)
+    clock = ManualClock(0.0)
+    narrator = RecordingNarrator()
+    async with Database.open(settings.database_path, migrate=True) as db:
+        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
+                    count_tokens=words)
+        await game.start()
+        await party_of(Env(game, ScriptedModel(), narrator, clock, game.store, settings), ANN, BOB)
+        await game.set_pace(WHERE, GM, pace="rounds", deadline_hours=4.0, reminder_share=0)
+        game.registry.closing = True  # shutting down: a message is stored for the next start only
+        intake = await game.handle_message(IncomingMessage(WHERE.guild_id, WHERE.channel_id, ANN.user_id,
+                                                           ANN.name, "I bar the door", message_id=4001,
+                                                           created_at=clock.wall()))
+        assert intake.status == "queued"
+        await game.close(grace_s=0)
+        clock.advance(HOUR)
+        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
+                    count_tokens=words)
+        await game.start()
+        try:
+            await settle(game, clock)
+            assert narrator.turns == []  # not answered alone as a recovered turn
+            status = (await game.status(WHERE)).pace
+            assert status is not None and status.round_deadline_at == clock.wall_origin + 4 * HOUR
+            clock.advance(3 * HOUR)
+            await settle(game, clock)
+            assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (4001,)
+        finally:
+            await game.close(grace_s=0)
+
+
+async def test_a_monsters_turn_after_combat_next_is_played_without_waiting_for_the_round(tmp_path: Path) -> None:
+    from tests.unit.test_game_combat_play import open_fight, opening_dice
+
+    async with make_env(tmp_path) as env:
+        await open_fight(env, opening_dice())  # Aria's turn, round 1
+        await env.game.set_pace(WHERE, GM, pace="rounds", reminder_share=0.5)
+        await env.act(BOB, "I shout a warning")
+        await env.advance(HOUR)
+        assert len(env.narrator.turns) == 1
+        await env.game.combat_next(WHERE, GM)  # the goblin's turn: the DM plays it in the live window
+        await env.advance(6)
+        assert len(env.narrator.turns) == 2 and env.narrator.turns[1].answered_message_ids == (1003,)
+        assert env.narrator.notices == []  # nobody was waited for at the reminder's time
