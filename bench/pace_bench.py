@@ -44,8 +44,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "fireball" / "raw.jsonl"
+from tests.support.fireball import expected_kind, load_messages, user_id
+
 HUMAN_DM = "Player 0"  # the recorded session's human DM (it also plays Nitar, a DM's character)
 LATENCY = 3.0  # simulated seconds per model call
 DEADLINE_S = 12 * 3600.0  # the round deadline's default (bot.models.DEFAULT_ROUND_DEADLINE_SECONDS)
@@ -57,32 +57,6 @@ _QUOTE = re.compile(r"[\"“”][^\"“”]*[\"“”]")
 
 
 # --- the recorded table, from the data alone ---------------------------------------------------------
-def load_messages() -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return sorted((e for e in events if e["event_type"] == "message"), key=lambda e: e["created_at"])
-
-
-def user_id(m: dict[str, Any]) -> int:
-    return int(m["author_id"]) % (2 ** 62)  # the dataset's ids are hashes wider than SQLite integers
-
-
-def kind(m: dict[str, Any]) -> str:
-    """How the product promises to treat a message (the replay test's rules): bot, prefix, ooc, empty, act."""
-    text = m["content"].strip()
-    low = text.lower()
-    if m["author_bot"]:
-        return "bot"
-    if text.startswith("!"):
-        return "prefix"
-    if low.startswith(("((", "//", "ooc:", "ooc -", "[ooc]", "(ooc)")):
-        return "ooc"
-    if text.startswith("(") and text.endswith(")") and "(" not in text[1:-1] and ")" not in text[1:-1]:
-        return "ooc"
-    if not re.search(r"[A-Za-z0-9]{2}", text):
-        return "empty"
-    return "act"
-
-
 def only_speech(text: str) -> bool:
     """Every word inside quotation marks (a line of dialogue, not an action)."""
     return bool(_QUOTE.search(text)) and not re.search(r"\w", _QUOTE.sub("", text))
@@ -131,7 +105,7 @@ def party_rounds(actions: list[dict[str, Any]], party: set[int], deadline_s: flo
 
 def recorded_table(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """The human table's figures (see the module docstring)."""
-    kinds = [kind(m) for m in messages]
+    kinds = [expected_kind(m) for m in messages]
     human = [m for m, k in zip(messages, kinds, strict=True) if k not in ("bot", "prefix")]
     narration = runs_of(human, HUMAN_DM)
     acts = [m for m, k in zip(messages, kinds, strict=True) if k == "act"]
@@ -289,7 +263,7 @@ async def replay(messages: list[dict[str, Any]], pace: str | None, tmp: Path) ->
                              turn_mode="batch", turn_window_seconds=6.0, turn_extend_seconds=2.0,
                              turn_max_window_seconds=20.0, player_cooldown_seconds=2.0)  # the defaults, pinned
     fed = [m for m in messages if m["author_name"] != HUMAN_DM]
-    actions = [m for m in fed if kind(m) == "act"]
+    actions = [m for m in fed if expected_kind(m) == "act"]
     players = sorted({m["author_name"] for m in actions})
     posted: dict[int, float] = {}
     reasons: dict[str, int] = {}
@@ -394,7 +368,7 @@ async def bench_pace() -> dict[str, Any]:
     started = time.perf_counter()
     messages = load_messages()
     table = recorded_table(messages)
-    actions = [m for m in messages if kind(m) == "act" and m["author_name"] != HUMAN_DM]
+    actions = [m for m in messages if expected_kind(m) == "act" and m["author_name"] != HUMAN_DM]
     party = {user_id(m) for m in actions}
     expected = party_rounds(actions, party, DEADLINE_S)
     first = messages[0]["created_at"]

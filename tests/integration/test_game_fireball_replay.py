@@ -17,8 +17,6 @@ the next turn).
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +29,12 @@ from bot.llm import LLMClient
 from bot.store import Database, Store
 from tests.support.doubles import RecordingNarrator
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.fireball import expected_kind, load_messages, user_id
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "fireball" / "raw.jsonl"
 WHERE = ChannelRef(guild_id=1, channel_id=55)
 WINDOW, EXTEND, CAP, COOLDOWN = 6.0, 2.0, 20.0, 2.0
 SPEED = 10.0  # recorded seconds per story second
 LATENCY = 3.0  # story seconds per model reply
-
-
-def load_messages() -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return sorted((e for e in events if e["event_type"] == "message"), key=lambda e: e["created_at"])
-
-
-def user_id(m: dict[str, Any]) -> int:
-    return int(m["author_id"]) % (2 ** 62)  # the dataset's ids are hashes wider than SQLite integers
-
-
-def expected_kind(m: dict[str, Any]) -> str:
-    """How a message should be treated, by the rules the product promises (independent code)."""
-    text = m["content"].strip()
-    low = text.lower()
-    if m["author_bot"]:
-        return "bot"
-    if text.startswith("!"):
-        return "prefix"
-    if low.startswith(("((", "//", "ooc:", "ooc -", "[ooc]", "(ooc)")):
-        return "ooc"
-    if text.startswith("(") and text.endswith(")") and "(" not in text[1:-1] and ")" not in text[1:-1]:
-        return "ooc"
-    if not re.search(r"[A-Za-z0-9]{2}", text):
-        return "empty"
-    return "act"
 
 
 def expected_batches(actions: list[dict[str, Any]], party: set[int]) -> tuple[list[list[int]], int]:

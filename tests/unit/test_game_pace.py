@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.errors import UserInputError
 from bot.game.api import IncomingMessage
 from bot.game.core import Game
@@ -220,27 +220,30 @@ async def test_auto_moves_to_rounds_on_a_play_by_post_pace_and_back(tmp_path: Pa
         assert env.narrator.turns[-1].answered_message_ids[-1] == 1012  # a live table waits for nobody
 
 
+@contextlib.asynccontextmanager
+async def process(settings: Settings, clock: ManualClock, narrator: RecordingNarrator) -> AsyncIterator[Game]:
+    """One run of the bot's process on ``settings``' database: a started Game, closed on exit (the
+    next ``process`` on the same database is the restart)."""
+    async with Database.open(settings.database_path, migrate=True) as db:
+        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
+                    count_tokens=words)
+        await game.start()
+        try:
+            yield game
+        finally:
+            await game.close(grace_s=0)
+
+
 async def test_a_restart_in_the_middle_of_a_round_resumes_it_with_the_same_deadline(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=str(tmp_path), player_cooldown_seconds=0)
     clock = ManualClock(0.0)
-
-    @contextlib.asynccontextmanager
-    async def process(narrator: RecordingNarrator) -> AsyncIterator[Game]:
-        async with Database.open(settings.database_path, migrate=True) as db:
-            game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
-                        count_tokens=words)
-            await game.start()
-            try:
-                yield game
-            finally:
-                await game.close(grace_s=0)
 
     def action(who: object, text: str, mid: int) -> IncomingMessage:
         return IncomingMessage(guild_id=WHERE.guild_id, channel_id=WHERE.channel_id, author_id=who.user_id,  # type: ignore[attr-defined]
                                author_name=who.name, content=text, message_id=mid)  # type: ignore[attr-defined]
 
     first = RecordingNarrator()
-    async with process(first) as game:
+    async with process(settings, clock, first) as game:
         await party_of(Env(game, ScriptedModel(), first, clock, game.store, settings), ANN, BOB)
         await game.set_pace(WHERE, GM, pace="rounds", deadline_hours=8.0, reminder_share=0)
         await game.handle_message(action(ANN, "I hide behind the statue", 2001))
@@ -249,7 +252,7 @@ async def test_a_restart_in_the_middle_of_a_round_resumes_it_with_the_same_deadl
         assert deadline == clock.wall_origin + 8 * HOUR
     clock.advance(3 * HOUR)  # the bot was down for three hours
     second = RecordingNarrator()
-    async with process(second) as game:
+    async with process(settings, clock, second) as game:
         await settle(game, clock)
         assert second.turns == []  # not answered as a recovered turn: the round goes on
         status = (await game.status(WHERE)).pace
@@ -336,37 +339,25 @@ async def test_switching_to_live_after_a_restart_mid_round_answers_at_once(tmp_p
     settings = load_settings(None, data_dir=str(tmp_path), player_cooldown_seconds=0)
     clock = ManualClock(0.0)
     narrator = RecordingNarrator()
-    async with Database.open(settings.database_path, migrate=True) as db:
-        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
-                    count_tokens=words)
-        await game.start()
+    async with process(settings, clock, narrator) as game:
         await party_of(Env(game, ScriptedModel(), narrator, clock, game.store, settings), ANN, BOB)
         await game.set_pace(WHERE, GM, pace="rounds")
         await game.handle_message(IncomingMessage(WHERE.guild_id, WHERE.channel_id, ANN.user_id, ANN.name,
                                                   "I wait by the well", message_id=3001))
         await settle(game, clock)
-        await game.close(grace_s=0)
-        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
-                    count_tokens=words)
-        await game.start()
-        try:
-            await settle(game, clock)
-            assert narrator.turns == []  # the round goes on
-            await game.set_pace(WHERE, GM, pace="live")
-            await settle(game, clock)  # no clock movement: nothing holds the action any more
-            assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (3001,)
-        finally:
-            await game.close(grace_s=0)
+    async with process(settings, clock, narrator) as game:
+        await settle(game, clock)
+        assert narrator.turns == []  # the round goes on
+        await game.set_pace(WHERE, GM, pace="live")
+        await settle(game, clock)  # no clock movement: nothing holds the action any more
+        assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (3001,)
 
 
 async def test_an_action_stored_while_the_bot_shut_down_waits_for_its_round_after_the_restart(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=str(tmp_path), player_cooldown_seconds=0)
     clock = ManualClock(0.0)
     narrator = RecordingNarrator()
-    async with Database.open(settings.database_path, migrate=True) as db:
-        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
-                    count_tokens=words)
-        await game.start()
+    async with process(settings, clock, narrator) as game:
         await party_of(Env(game, ScriptedModel(), narrator, clock, game.store, settings), ANN, BOB)
         await game.set_pace(WHERE, GM, pace="rounds", deadline_hours=4.0, reminder_share=0)
         game.registry.closing = True  # shutting down: a message is stored for the next start only
@@ -374,21 +365,15 @@ async def test_an_action_stored_while_the_bot_shut_down_waits_for_its_round_afte
                                                            ANN.name, "I bar the door", message_id=4001,
                                                            created_at=clock.wall()))
         assert intake.status == "queued"
-        await game.close(grace_s=0)
-        clock.advance(HOUR)
-        game = Game(store=Store(db), llm=ScriptedModel(), settings=settings, narrator=narrator, clock=clock,
-                    count_tokens=words)
-        await game.start()
-        try:
-            await settle(game, clock)
-            assert narrator.turns == []  # not answered alone as a recovered turn
-            status = (await game.status(WHERE)).pace
-            assert status is not None and status.round_deadline_at == clock.wall_origin + 4 * HOUR
-            clock.advance(3 * HOUR)
-            await settle(game, clock)
-            assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (4001,)
-        finally:
-            await game.close(grace_s=0)
+    clock.advance(HOUR)
+    async with process(settings, clock, narrator) as game:
+        await settle(game, clock)
+        assert narrator.turns == []  # not answered alone as a recovered turn
+        status = (await game.status(WHERE)).pace
+        assert status is not None and status.round_deadline_at == clock.wall_origin + 4 * HOUR
+        clock.advance(3 * HOUR)
+        await settle(game, clock)
+        assert len(narrator.turns) == 1 and narrator.turns[0].answered_message_ids == (4001,)
 
 
 async def test_a_monsters_turn_after_combat_next_is_played_without_waiting_for_the_round(tmp_path: Path) -> None:
