@@ -37,11 +37,14 @@ RESULTS = ROOT / "bench" / "results"
 
 # --- plumbing --------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def model_server(latency: float = 0.0) -> Any:
-    """Start the scripted model server in its own process; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.fake_openai", "--latency", str(latency)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+def model_server(latency: float = 0.0, *, argv: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> Any:
+    """Start the scripted model server in its own process; yields its base URL. ``argv``: another
+    server's arguments after the interpreter (default: tests/support/fake_openai.py with ``latency``
+    seconds a call); ``env``: its environment (default: this one, with the project on the path)."""
+    command = argv or ["-m", "tests.support.fake_openai", "--latency", str(latency)]
+    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env=env or {**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"(http://\S+)", line)
@@ -196,6 +199,24 @@ def act(channel: int, player: int, text: str, mid: int) -> Any:
                            content=text, message_id=mid, mentions_bot=True)
 
 
+async def play_table(game: Any, narrator: NullNarrator, channel: int, base: int, n: int,
+                     think: Any = None) -> None:
+    """One bench table: ``n`` actions in channel ``10_000 + channel`` (message ids from ``base``), each
+    after the DM answered the one before; ``think()``, when given, is the seconds the players take
+    between a reply and their next action (a table's pace)."""
+    for i in range(n):
+        if think is not None:
+            await asyncio.sleep(think())
+        await game.handle_message(act(10_000 + channel, 100 + i % 3, f"I press on, {i}", base + i))
+        await narrator.wait(10_000 + channel)
+
+
+async def play_all(game: Any, narrator: NullNarrator, channels: int, base: int, n: int, think: Any = None) -> None:
+    """``play_table`` at every channel 1..``channels`` at once (channel c's message ids from
+    ``base + c * 1000``)."""
+    await asyncio.gather(*(play_table(game, narrator, c, base + c * 1000, n, think) for c in range(1, channels + 1)))
+
+
 # --- 1: overhead per turn, 200 channels playing at a table's pace -----------------------------------
 async def bench_overhead(url: str, channels: int, stored: int, turns: int, think_s: tuple[float, float],
                          seed_value: int = 7) -> dict[str, Any]:
@@ -211,16 +232,12 @@ async def bench_overhead(url: str, channels: int, stored: int, turns: int, think
         async with game_on(Path(tmp), url, narrator=narrator) as (game, db, _llm):
             await seed(db, channels, stored)
 
-            async def play(channel: int, base: int, n: int, pace: bool) -> None:
-                for i in range(n):
-                    if pace:
-                        await asyncio.sleep(rng.uniform(*think_s))
-                    await game.handle_message(act(10_000 + channel, 100 + i % 3, f"I press on, {i}", base + i))
-                    await narrator.wait(10_000 + channel)
+            def think() -> float:
+                return rng.uniform(*think_s)
 
-            await asyncio.gather(*(play(c, 10_000_000 + c * 1000, 1, False) for c in range(1, channels + 1)))
+            await play_all(game, narrator, channels, 10_000_000, 1)
             game.turn_timings.clear()
-            await asyncio.gather(*(play(c, 20_000_000 + c * 1000, turns, True) for c in range(1, channels + 1)))
+            await play_all(game, narrator, channels, 20_000_000, turns, think)
             overheads = [t.overhead_s * 1000 for t in game.turn_timings]
             model = [t.model_s * 1000 for t in game.turn_timings]
     return {"channels": channels, "stored_messages_per_campaign": stored, "turns": len(overheads),
@@ -246,19 +263,14 @@ async def bench_throughput(url: str | None, channels: int, stored: int, turns: i
         async with game_on(Path(tmp), url, narrator=narrator) as (game, db, _llm):
             await seed(db, channels, stored)
 
-            async def play(channel: int, base: int, n: int) -> None:
-                for i in range(n):
-                    await game.handle_message(act(10_000 + channel, 100 + i % 3, f"I press on, {i}", base + i))
-                    await narrator.wait(10_000 + channel)
-
-            await asyncio.gather(*(play(c, 10_000_000 + c * 1000, 1) for c in range(1, channels + 1)))
+            await play_all(game, narrator, channels, 10_000_000, 1)
             game.turn_timings.clear()
             profiler = cProfile.Profile() if profile else None
             cpu0 = time.process_time()
             start = time.perf_counter()
             if profiler:
                 profiler.enable()
-            await asyncio.gather(*(play(c, 20_000_000 + c * 1000, turns) for c in range(1, channels + 1)))
+            await play_all(game, narrator, channels, 20_000_000, turns)
             if profiler:
                 profiler.disable()
             wall = time.perf_counter() - start

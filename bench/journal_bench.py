@@ -114,7 +114,7 @@ async def _overhead_run(url: str, channels: int, stored: int, turns: int, think_
     """One overhead run (the overhead bench's scenario), with or without the page reloader."""
     import random
 
-    from bench.__main__ import NullNarrator, act, game_on, percentile, seed
+    from bench.__main__ import NullNarrator, game_on, percentile, play_all, seed
     from bot.config import load_settings
     from bot.journal.server import JournalServer, token_hash
     from bot.store import Store
@@ -141,19 +141,15 @@ async def _overhead_run(url: str, channels: int, stored: int, turns: int, think_
                 "    urllib.request.urlopen(sys.argv[1]).read(); n += 1\n"
                 "    print(n, flush=True); time.sleep(0.1)\n")
 
-            async def play(channel: int, base: int, n: int, pace: bool) -> None:
-                for i in range(n):
-                    if pace:
-                        await asyncio.sleep(rng.uniform(*think_s))
-                    await game.handle_message(act(10_000 + channel, 100 + i % 3, f"I press on, {i}", base + i))
-                    await narrator.wait(10_000 + channel)
+            def think() -> float:
+                return rng.uniform(*think_s)
 
-            await asyncio.gather(*(play(c, 10_000_000 + c * 1000, 1, False) for c in range(1, channels + 1)))
+            await play_all(game, narrator, channels, 10_000_000, 1)
             game.turn_timings.clear()
             reloader = (await asyncio.create_subprocess_exec(sys.executable, "-c", reloader_code, page,
                                                              stdout=asyncio.subprocess.PIPE)) if reloading else None
             try:
-                await asyncio.gather(*(play(c, 20_000_000 + c * 1000, turns, True) for c in range(1, channels + 1)))
+                await play_all(game, narrator, channels, 20_000_000, turns, think)
             finally:
                 if reloader is not None:
                     reloader.kill()

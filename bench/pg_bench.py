@@ -45,7 +45,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -89,21 +88,12 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def model_server(latency: float) -> Iterator[str]:
-    """The scripted model server (tests/support/fake_openai.py, with a reply the output guard lets
-    through: ``bench._pg_child.serve_model``) in its own process; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench._pg_child", "--model-server", str(latency)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env=child_env())
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"(http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"model server did not start: {line!r}")
-    try:
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """The scripted model server with a reply the output guard lets through
+    (``bench._pg_child.serve_model``) in its own process; yields its base URL."""
+    from bench.__main__ import model_server as start
+
+    with start(latency, argv=["-m", "bench._pg_child", "--model-server", str(latency)], env=child_env()) as url:
+        yield url
 
 
 def postmaster_pid(server: Any) -> int:
