@@ -44,6 +44,7 @@ from bot.errors import BotError
 from bot.game.api import GameAPI
 
 if TYPE_CHECKING:
+    from bot.game.turns import Clock
     from bot.llm import LLMClient
     from bot.store import Store
 
@@ -169,13 +170,15 @@ class DungeonMasterTree(app_commands.CommandTree["DungeonMasterBot"]):
 
 class DungeonMasterBot(commands.AutoShardedBot):
     """The bot. ``store`` and ``llm`` are opened by the caller and passed in; the game core is built
-    here unless one is given (``bot.game.core.Game``), started in ``setup_hook`` and closed in ``close``.
+    here unless one is given (``bot.game.core.Game``, on ``clock``: the real clock unless a test passes
+a ``ManualClock``), started in ``setup_hook`` and closed in ``close``.
 
     Sharding: with ``DISCORD_SHARD_COUNT``/``DISCORD_SHARD_IDS`` set, this process runs those shards;
     otherwise one shard (no ``GET /gateway/bot`` round trip for a shard count).
     """
 
-    def __init__(self, *, settings: Settings, store: Store, llm: LLMClient, game: GameAPI | None = None) -> None:
+    def __init__(self, *, settings: Settings, store: Store, llm: LLMClient, game: GameAPI | None = None,
+                 clock: Clock | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = settings.discord_message_content_intent
         intents.members = False
@@ -198,7 +201,7 @@ class DungeonMasterBot(commands.AutoShardedBot):
         if game is None:
             from bot.game.core import Game
 
-            game = Game(store=store, llm=llm, settings=settings, narrator=self.narrator)
+            game = Game(store=store, llm=llm, settings=settings, narrator=self.narrator, clock=clock)
         self.game: GameAPI = game
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.journal: Any = None  # bot.journal.server.JournalServer while the journal is served

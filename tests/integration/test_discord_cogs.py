@@ -24,6 +24,7 @@ import pytest
 from bot.app import DungeonMasterBot, apply_discord_endpoints
 from bot.config import load_settings
 from bot.errors import BotError, UserInputError
+from bot.game.turns import Clock
 from bot.llm import LLMClient
 from bot.store import Database, Store
 from cogs._common import NOT_IN_A_SERVER, guild_id_of
@@ -73,7 +74,9 @@ def text_of(responses: list[dict]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def table(tmp_path: Path, **overrides: Any) -> AsyncIterator[Table]:
+async def table(tmp_path: Path, *, clock: Clock | None = None, **overrides: Any) -> AsyncIterator[Table]:
+    """A real bot logged in to the Discord stand-in, its model the scripted server; the core on
+    ``clock`` (real time unless given); ``overrides``: settings."""
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     model = FakeOpenAI(default=narrator_default)
     async with model, FakeDiscord() as fake:
@@ -85,7 +88,7 @@ async def table(tmp_path: Path, **overrides: Any) -> AsyncIterator[Table]:
             "player_cooldown_seconds": 0, "llm_max_attempts": 1, "llm_timeout_seconds": 10, **overrides})
         apply_discord_endpoints(settings)
         async with Database.open(settings.database_path, migrate=True) as db, LLMClient.from_settings(settings) as llm:
-            bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm)
+            bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm, clock=clock)
             runner = asyncio.create_task(bot.start(TOKEN))
             try:
                 await fake.wait_for_ready(timeout=20)

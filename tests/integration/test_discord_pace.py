@@ -10,7 +10,6 @@ round parks on the clock until the reminder's time (``ManualClock.next_deadline`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -18,18 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import discord
-
-from bot.app import DungeonMasterBot, apply_discord_endpoints
-from bot.config import load_settings
 from bot.game.api import DMReply
-from bot.game.core import Game
 from bot.game.turns import ManualClock
-from bot.llm import LLMClient
-from bot.store import Database, Store
-from tests.integration.test_discord_cogs import TOKEN, Table
-from tests.support.fake_discord import FakeDiscord
-from tests.support.fake_openai import FakeOpenAI, Reply, narrator_default
+from tests.integration.test_discord_cogs import Table, table
+from tests.support.fake_openai import Reply
 
 REMINDER = ("⏳ The DM is waiting for Borin and Cyra to act (a line of speech alone is not an action). The round"
             " closes in 60 min or as soon as everyone has posted (`/away` if you're out for a while).")
@@ -71,31 +62,11 @@ class PacedTable(Table):
 
 @contextlib.asynccontextmanager
 async def paced_table(tmp_path: Path) -> AsyncIterator[PacedTable]:
-    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    model = FakeOpenAI(default=narrator_default)
-    async with model, FakeDiscord() as fake:
-        settings = load_settings(None, **{
-            "discord_token": TOKEN, "discord_api_base": fake.api_base, "discord_gateway_url": fake.gateway_url,
-            "discord_dev_guild_id": fake.guild_id, "discord_owner_ids": [int(fake.owner["id"])],
-            "openai_api_key": "sk-test-pace", "openai_base_url": model.url, "data_dir": tmp_path,
-            "player_cooldown_seconds": 0, "llm_max_attempts": 1, "llm_timeout_seconds": 10})
-        apply_discord_endpoints(settings)
-        async with Database.open(settings.database_path, migrate=True) as db, LLMClient.from_settings(settings) as llm:
-            bot = DungeonMasterBot(settings=settings, store=Store(db), llm=llm)
-            # the same core the bot builds, on a clock the test moves (it is started in setup_hook)
-            clock = ManualClock(wall_origin=float(int(time.time())))
-            bot.game = Game(store=bot.store, llm=llm, settings=settings, narrator=bot.narrator, clock=clock)
-            runner = asyncio.create_task(bot.start(TOKEN))
-            try:
-                await fake.wait_for_ready(timeout=20)
-                await fake.wait_for(lambda: bot.is_ready() or runner.done(), timeout=20, what="the bot ready")
-                assert not runner.done(), runner.exception()
-                yield PacedTable(fake, model, bot, clock)
-            finally:
-                await bot.close()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(runner, 5)
-                discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+    """The cogs' table with the default turn window, on a clock the test moves."""
+    clock = ManualClock(wall_origin=float(int(time.time())))
+    async with table(tmp_path, clock=clock, turn_window_seconds=6.0, turn_extend_seconds=2.0,
+                     turn_max_window_seconds=20.0) as t:
+        yield PacedTable(t.fake, t.model, t.bot, clock)
 
 
 async def rounds_table(t: PacedTable) -> None:
